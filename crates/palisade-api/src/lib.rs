@@ -1,1 +1,11 @@
+//! The ECS RPC protocol: parameters, signatures, actions, error envelope and encodings.
+
+pub mod auth;
+pub mod encode;
+pub mod error;
+pub mod params;
+pub mod server;
+pub mod service;
 pub mod sign;
+
+pub use error::ApiError;

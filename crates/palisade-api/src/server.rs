@@ -1,0 +1,443 @@
+//! HTTP front end: parse the request once into a typed [`Action`], authenticate it, run
+//! its handler inside a store transaction, and encode the reply or the ECS error envelope.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use palisade_model::{Account, Direction};
+use palisade_store::{ClientTokenRecord, Store, StoreError, StoreResult, Tx, WriteJob};
+use serde_json::{json, Map, Value};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+use crate::auth::{self, NonceCache, SignedRequest};
+use crate::encode;
+use crate::error::{ApiError, RECOMMEND_BASE};
+use crate::params::Params;
+use crate::service::{self, Config, HResult, Reply};
+
+pub const API_VERSION: &str = "2014-05-26";
+pub const MAX_BODY: usize = 1024 * 1024;
+
+macro_rules! actions {
+    ($($name:ident => $write:expr),* $(,)?) => {
+        /// Every action this server answers; anything else is `InvalidAction.NotFound`.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Action { $($name),* }
+        impl Action {
+            pub fn parse(s: &str) -> Option<Action> {
+                match s { $(stringify!($name) => Some(Action::$name),)* _ => None }
+            }
+            pub fn name(&self) -> &'static str {
+                match self { $(Action::$name => stringify!($name)),* }
+            }
+            /// Whether the action changes state (and so goes through the writer).
+            pub fn is_write(&self) -> bool {
+                match self { $(Action::$name => $write),* }
+            }
+            pub const ALL: &'static [Action] = &[$(Action::$name),*];
+        }
+    };
+}
+
+actions! {
+    DescribeRegions => false,
+    CreateVpc => true,
+    DescribeVpcs => false,
+    DeleteVpc => true,
+    CreateSecurityGroup => true,
+    DescribeSecurityGroups => false,
+    DescribeSecurityGroupAttribute => false,
+    ModifySecurityGroupAttribute => true,
+    ModifySecurityGroupPolicy => true,
+    DeleteSecurityGroup => true,
+    DescribeSecurityGroupReferences => false,
+    AuthorizeSecurityGroup => true,
+    AuthorizeSecurityGroupEgress => true,
+    RevokeSecurityGroup => true,
+    RevokeSecurityGroupEgress => true,
+    ModifySecurityGroupRule => true,
+    ModifySecurityGroupEgressRule => true,
+}
+
+/// Runs one action's handler on a transaction.
+fn dispatch(
+    action: Action,
+    cfg: &Config,
+    tx: &mut dyn Tx,
+    account: &Account,
+    p: &Params,
+) -> HResult {
+    use Action::*;
+    match action {
+        DescribeRegions => service::describe_regions(cfg, p),
+        CreateVpc => service::create_vpc(cfg, tx, account, p),
+        DescribeVpcs => service::describe_vpcs(cfg, tx, account, p),
+        DeleteVpc => service::delete_vpc(cfg, tx, account, p),
+        CreateSecurityGroup => service::create_security_group(cfg, tx, account, p),
+        DescribeSecurityGroups => service::describe_security_groups(cfg, tx, account, p),
+        DescribeSecurityGroupAttribute => {
+            service::describe_security_group_attribute(cfg, tx, account, p)
+        }
+        ModifySecurityGroupAttribute => {
+            service::modify_security_group_attribute(cfg, tx, account, p)
+        }
+        ModifySecurityGroupPolicy => service::modify_security_group_policy(cfg, tx, account, p),
+        DeleteSecurityGroup => service::delete_security_group(cfg, tx, account, p),
+        DescribeSecurityGroupReferences => {
+            service::describe_security_group_references(cfg, tx, account, p)
+        }
+        AuthorizeSecurityGroup => service::authorize(cfg, tx, account, p, Direction::Ingress),
+        AuthorizeSecurityGroupEgress => service::authorize(cfg, tx, account, p, Direction::Egress),
+        RevokeSecurityGroup => service::revoke(cfg, tx, account, p, Direction::Ingress),
+        RevokeSecurityGroupEgress => service::revoke(cfg, tx, account, p, Direction::Egress),
+        ModifySecurityGroupRule => service::modify_rule(cfg, tx, account, p, Direction::Ingress),
+        ModifySecurityGroupEgressRule => {
+            service::modify_rule(cfg, tx, account, p, Direction::Egress)
+        }
+    }
+}
+
+pub struct App {
+    pub store: Arc<dyn Store>,
+    pub cfg: Config,
+    pub nonces: NonceCache,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Json,
+    Xml,
+}
+
+/// Parameters that belong to the protocol, not the action: left out of ClientToken fingerprints.
+const COMMON_PARAMS: &[&str] = &[
+    "Action",
+    "Version",
+    "AccessKeyId",
+    "Signature",
+    "SignatureMethod",
+    "SignatureVersion",
+    "SignatureNonce",
+    "SignatureType",
+    "Timestamp",
+    "Format",
+    "ClientToken",
+];
+
+fn fingerprint(action: Action, p: &Params) -> String {
+    let mut pairs: Vec<(&str, &str)> = p
+        .pairs()
+        .iter()
+        .filter(|(k, _)| !COMMON_PARAMS.contains(&k.as_str()))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    pairs.sort();
+    let canon = crate::sign::canonical_query(pairs);
+    crate::sign::sha256_hex(format!("{}?{}", action.name(), canon).as_bytes())
+}
+
+struct Job<F> {
+    f: F,
+    result: Option<HResult>,
+    reply: Option<oneshot::Sender<HResult>>,
+}
+
+impl<F> WriteJob for Job<F>
+where
+    F: FnMut(&mut dyn Tx) -> HResult + Send,
+{
+    fn run(&mut self, tx: &mut dyn Tx) -> StoreResult<bool> {
+        let r = (self.f)(tx);
+        let keep = r.is_ok();
+        self.result = Some(r);
+        Ok(keep)
+    }
+    fn finish(mut self: Box<Self>, committed: Result<(), StoreError>) {
+        let out = match committed {
+            Ok(()) => self.result.take().unwrap_or(Err(ApiError::InternalError)),
+            Err(_) => Err(ApiError::InternalError),
+        };
+        if let Some(tx) = self.reply.take() {
+            let _ = tx.send(out);
+        }
+    }
+}
+
+impl App {
+    pub fn new(store: Arc<dyn Store>, cfg: Config) -> Arc<App> {
+        Arc::new(App {
+            store,
+            cfg,
+            nonces: NonceCache::default(),
+        })
+    }
+
+    /// Runs a write handler in the writer's transaction; the reply comes after the commit.
+    async fn write(&self, f: impl FnMut(&mut dyn Tx) -> HResult + Send + 'static) -> HResult {
+        let (tx, rx) = oneshot::channel();
+        self.store.submit(Box::new(Job {
+            f,
+            result: None,
+            reply: Some(tx),
+        }));
+        rx.await.unwrap_or(Err(ApiError::InternalError))
+    }
+
+    async fn read<T: Send + 'static>(
+        self: &Arc<Self>,
+        mut f: impl FnMut(&mut dyn Tx) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let app = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut out = None;
+            app.store.read(&mut |tx| {
+                out = Some(f(tx));
+                Ok(())
+            })?;
+            out.unwrap_or(Err(ApiError::InternalError))
+        })
+        .await
+        .unwrap_or(Err(ApiError::InternalError))
+    }
+
+    async fn authenticate(self: &Arc<Self>, req: &SignedRequest<'_>) -> Result<Account, ApiError> {
+        let creds = auth::extract(req, time::OffsetDateTime::now_utc())?;
+        let ak = creds.access_key_id().to_string();
+        let found = self
+            .read(move |tx| Ok(tx.account_by_access_key(&ak)?))
+            .await?;
+        let (key, account) = found.ok_or(ApiError::InvalidAccessKeyIdNotFound)?;
+        auth::verify(req, &creds, &key, &account, &self.nonces)?;
+        Ok(account)
+    }
+
+    /// Everything after HTTP decoding: the action, the caller, the handler.
+    async fn call(self: &Arc<Self>, action: Action, req: &SignedRequest<'_>) -> HResult {
+        let account = self.authenticate(req).await?;
+        let params = req.params.clone();
+        let app = self.clone();
+        if !action.is_write() {
+            return self
+                .read(move |tx| dispatch(action, &app.cfg, tx, &account, &params))
+                .await;
+        }
+        let token = params.opt("ClientToken").map(str::to_string);
+        if let Some(t) = &token {
+            if t.len() > 64 || !t.is_ascii() {
+                return Err(ApiError::InvalidClientToken);
+            }
+        }
+        self.write(move |tx| {
+            let Some(token) = &token else {
+                return dispatch(action, &app.cfg, tx, &account, &params);
+            };
+            // Same token, same request: the first answer again, nothing changed.
+            let fp = fingerprint(action, &params);
+            if let Some(rec) = tx.client_token(account.id, token)? {
+                if rec.fingerprint != fp {
+                    return Err(ApiError::IdempotentParameterMismatch);
+                }
+                return match serde_json::from_str::<Value>(&rec.response) {
+                    Ok(Value::Object(m)) => Ok(m),
+                    _ => Err(ApiError::InternalError),
+                };
+            }
+            let reply = dispatch(action, &app.cfg, tx, &account, &params)?;
+            tx.put_client_token(
+                account.id,
+                token,
+                &ClientTokenRecord {
+                    fingerprint: fp,
+                    response: Value::Object(reply.clone()).to_string(),
+                },
+            )?;
+            Ok(reply)
+        })
+        .await
+    }
+
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        let request_id = uuid::Uuid::new_v4().to_string().to_ascii_uppercase();
+        let method = req.method().as_str().to_string();
+        let headers: Vec<(String, String)> = req
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_ascii_lowercase(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let header = |n: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k == n)
+                .map(|(_, v)| v.as_str())
+        };
+        let mut query = Params::new();
+        let query_ok = query.extend_urlencoded(req.uri().query().unwrap_or("").as_bytes());
+        // Before the body is read: the format asked for shapes even early errors.
+        let format = match query.get("Format").map(|f| f.to_ascii_lowercase()) {
+            Some(f) if f == "json" => Format::Json,
+            Some(f) if f == "xml" => Format::Xml,
+            _ if header("accept").is_some_and(|a| a.contains("json")) => Format::Json,
+            _ => Format::Xml,
+        };
+        let is_form = header("content-type").is_some_and(|c| {
+            c.to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        });
+        let path_ok = req.uri().path() == "/" || req.uri().path().is_empty();
+        let method_ok = method == "GET" || method == "POST";
+        let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(_) => {
+                return self.error_response(format, &request_id, ApiError::RequestTooLarge);
+            }
+        };
+        let mut params = query.clone();
+        let mut parsed = query_ok;
+        if parsed.is_ok() && is_form {
+            parsed = params.extend_urlencoded(&body);
+        }
+        // The body's Format, for form-only clients (pop-core POST).
+        let format = match params.get("Format").map(|f| f.to_ascii_lowercase()) {
+            Some(f) if f == "json" => Format::Json,
+            Some(f) if f == "xml" => Format::Xml,
+            _ => format,
+        };
+        let outcome = async {
+            parsed?;
+            if !method_ok {
+                return Err(ApiError::UnsupportedHttpMethod);
+            }
+            if !path_ok {
+                return Err(ApiError::InvalidActionNotFound);
+            }
+            let action_name = params
+                .opt("Action")
+                .or_else(|| header("x-acs-action"))
+                .ok_or_else(|| ApiError::MissingParameter("Action".into()))?
+                .to_string();
+            let version = params
+                .opt("Version")
+                .or_else(|| header("x-acs-version"))
+                .ok_or_else(|| ApiError::MissingParameter("Version".into()))?;
+            let action = Action::parse(&action_name).ok_or(ApiError::InvalidActionNotFound)?;
+            if version != API_VERSION {
+                return Err(ApiError::InvalidVersion);
+            }
+            let signed = SignedRequest {
+                method: &method,
+                params: &params,
+                query: &query,
+                headers: &headers,
+                body: &body,
+            };
+            let reply = self.call(action, &signed).await?;
+            Ok((action, reply))
+        }
+        .await;
+        match outcome {
+            Ok((action, reply)) => success_response(format, &request_id, action, reply),
+            Err(e) => self.error_response(format, &request_id, e),
+        }
+    }
+
+    fn error_response(
+        &self,
+        format: Format,
+        request_id: &str,
+        e: ApiError,
+    ) -> Response<Full<Bytes>> {
+        let code = e.code();
+        let body = json!({
+            "RequestId": request_id,
+            "HostId": self.cfg.host_id,
+            "Code": code,
+            "Message": e.message(),
+            "Recommend": format!("{RECOMMEND_BASE}{code}&product=Ecs&requestId={request_id}"),
+        });
+        let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+        build(format, status, request_id, "Error", &body)
+    }
+}
+
+fn success_response(
+    format: Format,
+    request_id: &str,
+    action: Action,
+    reply: Reply,
+) -> Response<Full<Bytes>> {
+    let mut body = Map::with_capacity(reply.len() + 1);
+    body.insert("RequestId".into(), Value::String(request_id.to_string()));
+    for (k, v) in reply {
+        body.insert(k, v);
+    }
+    let root = format!("{}Response", action.name());
+    build(
+        format,
+        StatusCode::OK,
+        request_id,
+        &root,
+        &Value::Object(body),
+    )
+}
+
+fn build(
+    format: Format,
+    status: StatusCode,
+    request_id: &str,
+    xml_root: &str,
+    body: &Value,
+) -> Response<Full<Bytes>> {
+    let (ct, text) = match format {
+        Format::Json => ("application/json;charset=utf-8", encode::to_json(body)),
+        Format::Xml => ("text/xml;charset=utf-8", encode::to_xml(xml_root, body)),
+    };
+    let mut resp = Response::new(Full::new(Bytes::from(text)));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert("content-type", hyper::header::HeaderValue::from_static(ct));
+    if let Ok(v) = hyper::header::HeaderValue::from_str(request_id) {
+        h.insert("x-acs-request-id", v);
+    }
+    resp
+}
+
+/// Serves until the process ends. `on_ready` gets the bound address.
+pub async fn serve(app: Arc<App>, listener: TcpListener) -> std::io::Result<()> {
+    loop {
+        let (stream, _peer): (_, SocketAddr) = match listener.accept().await {
+            Ok(x) => x,
+            Err(_) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req| {
+                let app = app.clone();
+                async move { Ok::<_, Infallible>(app.handle(req).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .keep_alive(true)
+                .max_buf_size(256 * 1024)
+                .header_read_timeout(std::time::Duration::from_secs(30))
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
