@@ -153,13 +153,12 @@ impl ApiError {
             | QuotaExceedSecurityGroup
             | AuthorizationLimitExceed => 403,
             InternalError => 500,
-            Rule(r) => match r {
+            Rule(
                 RuleError::MissingPeer(_)
                 | RuleError::GroupPeerNeedsIntranet
                 | RuleError::SelfReference
-                | RuleError::NetworkTypeMismatch => 403,
-                _ => 400,
-            },
+                | RuleError::NetworkTypeMismatch,
+            ) => 403,
             _ => 400,
         }
     }

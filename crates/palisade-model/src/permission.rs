@@ -488,7 +488,8 @@ mod tests {
                 .nic_type,
             NicType::Intranet
         );
-        let cases: Vec<(fn(&mut PermissionInput), RuleError)> = vec![
+        type Case = (fn(&mut PermissionInput), RuleError);
+        let cases: Vec<Case> = vec![
             (
                 |i| i.ip_protocol = Some("xyz".into()),
                 RuleError::InvalidIpProtocol,

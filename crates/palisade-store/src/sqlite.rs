@@ -212,7 +212,7 @@ fn run_batch(conn: &Connection, batch: &mut [Box<dyn WriteJob>]) -> StoreResult<
     }
     if let Err(e) = conn.execute_batch("COMMIT") {
         let _ = conn.execute_batch("ROLLBACK");
-        return Err(e).map_err(backend);
+        return Err(backend(e));
     }
     Ok(())
 }
