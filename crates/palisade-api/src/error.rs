@@ -67,6 +67,28 @@ pub enum ApiError {
     ModifyPeerType,
     RuleDuplicate,
     TooManyPermissions,
+
+    // Instances, interfaces, membership and decisions.
+    InvalidInstanceIdNotFound,
+    InvalidNetworkInterfaceIdNotFound,
+    AlreadyInGroup,
+    NicGroupLimit,
+    NicNetworkMismatch,
+    NicGroupTypeConflict,
+    NotInGroup,
+    LastGroup,
+    PrivateIpMalformed,
+    PrivateIpDuplicated,
+    PrivateIpMismatch,
+    PrivateIpExhausted,
+    PublicIpMalformed,
+    DeletePrimaryNic,
+    GroupParamsConflict,
+    InvalidAmount,
+    InvalidIpAddress(&'static str),
+    InvalidPort(&'static str),
+    LocalIpMismatch,
+    InvalidProtocolForCheck,
 }
 
 pub const RECOMMEND_BASE: &str = "https://api.aliyun.com/troubleshoot?q=";
@@ -132,6 +154,26 @@ impl ApiError {
             ModifyPeerType => "InvalidOperation.ModifySgRuleEntityType",
             RuleDuplicate => "InvalidOperation.RuleDuplicate",
             TooManyPermissions => "InvalidParam.Permissions",
+            InvalidInstanceIdNotFound => "InvalidInstanceId.NotFound",
+            InvalidNetworkInterfaceIdNotFound => "InvalidNetworkInterfaceId.NotFound",
+            AlreadyInGroup => "InvalidInstanceId.AlreadyExists",
+            NicGroupLimit => "InstanceSecurityGroupLimitExceeded",
+            NicNetworkMismatch => "InvalidInstanceId.Mismatch",
+            NicGroupTypeConflict => "InvalidSecurityGroupType.Conflict",
+            NotInGroup => "InvalidSecurityGroupAssociation.NotFound",
+            LastGroup => "InstanceLastSecurityGroup",
+            PrivateIpMalformed => "InvalidPrivateIpAddress.Malformed",
+            PrivateIpDuplicated => "InvalidPrivateIpAddress.Duplicated",
+            PrivateIpMismatch => "InvalidPrivateIpAddress.Mismatch",
+            PrivateIpExhausted => "InvalidVSwitchId.IpNotEnough",
+            PublicIpMalformed => "InvalidPublicIpAddress.Malformed",
+            DeletePrimaryNic => "InvalidOperation.DeletePrimaryEni",
+            GroupParamsConflict => "InvalidParameter.Conflict",
+            InvalidAmount => "InvalidAmount.Malformed",
+            InvalidIpAddress(_) => "InvalidIpAddress.Malformed",
+            InvalidPort(_) => "InvalidPort.Malformed",
+            LocalIpMismatch => "InvalidLocalIpAddress.Mismatch",
+            InvalidProtocolForCheck => "InvalidIpProtocol.Malformed",
         }
     }
 
@@ -145,7 +187,12 @@ impl ApiError {
             | InvalidVpcIdNotFound
             | RuleIdNotFound
             | SecurityGroupRuleNotFound
-            | InvalidSourceGroupIdNotFound(_) => 404,
+            | InvalidSourceGroupIdNotFound(_)
+            | InvalidInstanceIdNotFound
+            | InvalidNetworkInterfaceIdNotFound
+            | NotInGroup => 404,
+            AlreadyInGroup | NicGroupLimit | LastGroup | DeletePrimaryNic
+            | NicGroupTypeConflict => 403,
             UnsupportedHttpMethod
             | AccessKeyDisabled
             | DependencyViolation
@@ -254,6 +301,26 @@ impl ApiError {
             ModifyPeerType => "The authorization object type of a security group rule cannot be modified.".into(),
             RuleDuplicate => "The modified rule duplicates an existing rule.".into(),
             TooManyPermissions => "The number of Permissions must be between 1 and 100.".into(),
+            InvalidInstanceIdNotFound => "The specified InstanceId does not exist.".into(),
+            InvalidNetworkInterfaceIdNotFound => "The specified NetworkInterfaceId does not exist.".into(),
+            AlreadyInGroup => "The specified instance already exists in the specified security group.".into(),
+            NicGroupLimit => "An instance or network interface can be in at most 5 security groups.".into(),
+            NicNetworkMismatch => "The security group and the instance or network interface are not in the same network (classic, or the same VPC).".into(),
+            NicGroupTypeConflict => "Basic and advanced security groups cannot be mixed on one instance or network interface.".into(),
+            NotInGroup => "The instance or network interface is not in the specified security group.".into(),
+            LastGroup => "The instance or network interface must stay in at least one security group.".into(),
+            PrivateIpMalformed => "The specified parameter \"PrivateIpAddress\" is not valid.".into(),
+            PrivateIpDuplicated => "The specified private IP address is already in use.".into(),
+            PrivateIpMismatch => "The specified private IP address is not in the CIDR block of the VPC.".into(),
+            PrivateIpExhausted => "No private IP address is left in the network.".into(),
+            PublicIpMalformed => "The specified parameter \"PublicIpAddress\" is not valid.".into(),
+            DeletePrimaryNic => "The primary network interface of an instance cannot be deleted on its own.".into(),
+            GroupParamsConflict => "SecurityGroupId and SecurityGroupIds cannot be specified together.".into(),
+            InvalidAmount => "The specified parameter \"Amount\" is not valid: 1 to 100.".into(),
+            InvalidIpAddress(p) => format!("The specified parameter \"{p}\" is not a valid IPv4 address."),
+            InvalidPort(p) => format!("The specified parameter \"{p}\" is not a valid port (0 to 65535)."),
+            LocalIpMismatch => "LocalIpAddress is neither the private nor the public address of the network interface.".into(),
+            InvalidProtocolForCheck => "The parameter IpProtocol must be TCP, UDP, ICMP, GRE or a protocol number.".into(),
         }
     }
 }

@@ -21,6 +21,7 @@ use crate::encode;
 use crate::error::{ApiError, RECOMMEND_BASE};
 use crate::params::Params;
 use crate::service::{self, Config, HResult, Reply};
+use crate::{decision, membership};
 
 pub const API_VERSION: &str = "2014-05-26";
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -64,6 +65,15 @@ actions! {
     RevokeSecurityGroupEgress => true,
     ModifySecurityGroupRule => true,
     ModifySecurityGroupEgressRule => true,
+    RunInstances => true,
+    DescribeInstances => false,
+    DeleteInstance => true,
+    CreateNetworkInterface => true,
+    DescribeNetworkInterfaces => false,
+    DeleteNetworkInterface => true,
+    JoinSecurityGroup => true,
+    LeaveSecurityGroup => true,
+    CheckSecurityGroupAccess => false,
 }
 
 /// Runs one action's handler on a transaction.
@@ -101,6 +111,15 @@ fn dispatch(
         ModifySecurityGroupEgressRule => {
             service::modify_rule(cfg, tx, account, p, Direction::Egress)
         }
+        RunInstances => membership::run_instances(cfg, tx, account, p),
+        DescribeInstances => membership::describe_instances(cfg, tx, account, p),
+        DeleteInstance => membership::delete_instance(cfg, tx, account, p),
+        CreateNetworkInterface => membership::create_network_interface(cfg, tx, account, p),
+        DescribeNetworkInterfaces => membership::describe_network_interfaces(cfg, tx, account, p),
+        DeleteNetworkInterface => membership::delete_network_interface(cfg, tx, account, p),
+        JoinSecurityGroup => membership::join_security_group(cfg, tx, account, p),
+        LeaveSecurityGroup => membership::leave_security_group(cfg, tx, account, p),
+        CheckSecurityGroupAccess => decision::check_security_group_access(cfg, tx, account, p),
     }
 }
 

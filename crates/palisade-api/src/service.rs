@@ -374,6 +374,7 @@ pub fn describe_security_groups(
     let mut list = Vec::with_capacity(selected.len());
     for g in selected {
         let rules = tx.permissions(&g.id)?;
+        let members = tx.group_members(&g.id)?.len();
         let group_rules = rules
             .iter()
             .filter(|r| matches!(r.peer, Peer::Group { .. }))
@@ -389,8 +390,8 @@ pub fn describe_security_groups(
             "ServiceManaged": false,
             "RuleCount": rules.len(),
             "GroupToGroupRuleCount": group_rules,
-            "EcsCount": 0,
-            "AvailableInstanceAmount": 2000,
+            "EcsCount": members,
+            "AvailableInstanceAmount": 2000usize.saturating_sub(members),
             "Tags": { "Tag": [] },
         }));
     }
@@ -571,7 +572,7 @@ pub fn delete_security_group(
     let region_id = region(cfg, p)?;
     let group = own_group(tx, account, region_id, p.required("SecurityGroupId")?)?;
     tx.lock_group(&group.id)?;
-    if !tx.referencing_groups(&group.id)?.is_empty() {
+    if !tx.referencing_groups(&group.id)?.is_empty() || !tx.group_members(&group.id)?.is_empty() {
         return Err(ApiError::DependencyViolation);
     }
     tx.delete_group(&group.id)?;

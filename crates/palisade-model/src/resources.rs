@@ -176,3 +176,38 @@ mod tests {
         assert!(validate_description("x").is_err());
     }
 }
+
+/// An elastic network interface: the unit that security groups attach to. An instance
+/// has one primary interface; its memberships are the instance's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetworkInterface {
+    pub id: String,
+    pub account_id: u64,
+    pub region_id: String,
+    pub vpc_id: Option<String>,
+    pub vswitch_id: String,
+    /// Set for an instance's primary interface.
+    pub instance_id: Option<String>,
+    pub name: String,
+    pub private_ip: String,
+    pub public_ip: Option<String>,
+    pub created_at: String,
+}
+
+impl NetworkInterface {
+    pub fn is_primary(&self) -> bool {
+        self.instance_id.is_some()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Instance {
+    pub id: String,
+    pub account_id: u64,
+    pub region_id: String,
+    pub name: String,
+    pub created_at: String,
+}
+
+/// At most this many groups per instance or interface.
+pub const MAX_GROUPS_PER_NIC: usize = 5;

@@ -6,7 +6,9 @@ mod sqlite;
 
 pub use sqlite::SqliteStore;
 
-use palisade_model::{AccessKey, Account, Permission, SecurityGroup, Vpc};
+use palisade_model::{
+    AccessKey, Account, Instance, NetworkInterface, Permission, SecurityGroup, Vpc,
+};
 
 /// What can go wrong below the API. The API maps every variant to `InternalError`
 /// except where it asks on purpose (e.g. a unique-constraint race).
@@ -68,6 +70,25 @@ pub trait Tx {
     fn delete_permission(&mut self, id: &str) -> StoreResult<()>;
     /// Groups other than `group_id` with a rule naming `group_id`: (group id, owner account id).
     fn referencing_groups(&mut self, group_id: &str) -> StoreResult<Vec<(String, u64)>>;
+
+    fn insert_instance(&mut self, instance: &Instance) -> StoreResult<()>;
+    fn instance(&mut self, id: &str) -> StoreResult<Option<Instance>>;
+    fn instances(&mut self, account_id: u64, region_id: &str) -> StoreResult<Vec<Instance>>;
+    /// Deletes the instance, its primary interface and its memberships.
+    fn delete_instance(&mut self, id: &str) -> StoreResult<()>;
+    fn insert_nic(&mut self, nic: &NetworkInterface) -> StoreResult<()>;
+    fn nic(&mut self, id: &str) -> StoreResult<Option<NetworkInterface>>;
+    fn primary_nic(&mut self, instance_id: &str) -> StoreResult<Option<NetworkInterface>>;
+    fn nics(&mut self, account_id: u64, region_id: &str) -> StoreResult<Vec<NetworkInterface>>;
+    /// How many interfaces of the network (a VPC, or the classic network when `None`) use `ip`.
+    fn nics_with_ip(&mut self, vpc_id: Option<&str>, region_id: &str, ip: &str)
+        -> StoreResult<u64>;
+    fn delete_nic(&mut self, id: &str) -> StoreResult<()>;
+    /// The interface's groups in join order.
+    fn nic_groups(&mut self, nic_id: &str) -> StoreResult<Vec<String>>;
+    fn set_nic_groups(&mut self, nic_id: &str, groups: &[String]) -> StoreResult<()>;
+    /// The interfaces that are members of the group.
+    fn group_members(&mut self, group_id: &str) -> StoreResult<Vec<NetworkInterface>>;
 
     fn client_token(
         &mut self,

@@ -82,6 +82,39 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (account_id, token)
     );
     "#,
+    // 2: instances, network interfaces and their group memberships.
+    r#"
+    CREATE TABLE instances (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        account_id INTEGER NOT NULL REFERENCES accounts(id),
+        region_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE network_interfaces (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        account_id INTEGER NOT NULL REFERENCES accounts(id),
+        region_id TEXT NOT NULL,
+        vpc_id TEXT,
+        vswitch_id TEXT NOT NULL,
+        instance_id TEXT REFERENCES instances(id),
+        name TEXT NOT NULL,
+        private_ip TEXT NOT NULL,
+        public_ip TEXT,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX network_interfaces_owner ON network_interfaces(account_id, region_id);
+    CREATE INDEX network_interfaces_instance ON network_interfaces(instance_id);
+    CREATE TABLE nic_security_groups (
+        nic_id TEXT NOT NULL REFERENCES network_interfaces(id) ON DELETE CASCADE,
+        group_id TEXT NOT NULL REFERENCES security_groups(id),
+        position INTEGER NOT NULL,
+        PRIMARY KEY (nic_id, group_id)
+    );
+    CREATE INDEX nic_security_groups_group ON nic_security_groups(group_id);
+    "#,
 ];
 
 fn backend(e: rusqlite::Error) -> StoreError {
@@ -335,6 +368,33 @@ fn row_account(r: &rusqlite::Row) -> rusqlite::Result<Account> {
         id: r.get::<_, i64>(0)? as u64,
         name: r.get(1)?,
         created_at: r.get(2)?,
+    })
+}
+
+const NIC_COLS: &str = "id, account_id, region_id, vpc_id, vswitch_id, instance_id, name, private_ip, public_ip, created_at";
+
+fn row_nic(r: &rusqlite::Row) -> rusqlite::Result<NetworkInterface> {
+    Ok(NetworkInterface {
+        id: r.get(0)?,
+        account_id: r.get::<_, i64>(1)? as u64,
+        region_id: r.get(2)?,
+        vpc_id: r.get(3)?,
+        vswitch_id: r.get(4)?,
+        instance_id: r.get(5)?,
+        name: r.get(6)?,
+        private_ip: r.get(7)?,
+        public_ip: r.get(8)?,
+        created_at: r.get(9)?,
+    })
+}
+
+fn row_instance(r: &rusqlite::Row) -> rusqlite::Result<Instance> {
+    Ok(Instance {
+        id: r.get(0)?,
+        account_id: r.get::<_, i64>(1)? as u64,
+        region_id: r.get(2)?,
+        name: r.get(3)?,
+        created_at: r.get(4)?,
     })
 }
 
@@ -661,6 +721,162 @@ impl Tx for SqliteTx<'_> {
                 Ok((r.get(0)?, r.get::<_, i64>(1)? as u64))
             })
             .map_err(backend)?;
+        rows.collect::<Result<_, _>>().map_err(backend)
+    }
+
+    fn insert_instance(&mut self, i: &Instance) -> StoreResult<()> {
+        self.conn
+            .prepare_cached("INSERT INTO instances (id, account_id, region_id, name, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")
+            .map_err(backend)?
+            .execute(params![i.id, i.account_id as i64, i.region_id, i.name, i.created_at])
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    fn instance(&mut self, id: &str) -> StoreResult<Option<Instance>> {
+        self.conn
+            .prepare_cached(
+                "SELECT id, account_id, region_id, name, created_at FROM instances WHERE id = ?1",
+            )
+            .map_err(backend)?
+            .query_row(params![id], row_instance)
+            .optional()
+            .map_err(backend)
+    }
+
+    fn instances(&mut self, account_id: u64, region_id: &str) -> StoreResult<Vec<Instance>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT id, account_id, region_id, name, created_at FROM instances WHERE account_id = ?1 AND region_id = ?2 ORDER BY seq")
+            .map_err(backend)?;
+        let rows = st
+            .query_map(params![account_id as i64, region_id], row_instance)
+            .map_err(backend)?;
+        rows.collect::<Result<_, _>>().map_err(backend)
+    }
+
+    fn delete_instance(&mut self, id: &str) -> StoreResult<()> {
+        for sql in [
+            "DELETE FROM nic_security_groups WHERE nic_id IN (SELECT id FROM network_interfaces WHERE instance_id = ?1)",
+            "DELETE FROM network_interfaces WHERE instance_id = ?1",
+            "DELETE FROM instances WHERE id = ?1",
+        ] {
+            self.conn
+                .prepare_cached(sql)
+                .map_err(backend)?
+                .execute(params![id])
+                .map_err(backend)?;
+        }
+        Ok(())
+    }
+
+    fn insert_nic(&mut self, n: &NetworkInterface) -> StoreResult<()> {
+        self.conn
+            .prepare_cached(&format!("INSERT INTO network_interfaces ({NIC_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"))
+            .map_err(backend)?
+            .execute(params![n.id, n.account_id as i64, n.region_id, n.vpc_id, n.vswitch_id, n.instance_id, n.name, n.private_ip, n.public_ip, n.created_at])
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    fn nic(&mut self, id: &str) -> StoreResult<Option<NetworkInterface>> {
+        self.conn
+            .prepare_cached(&format!(
+                "SELECT {NIC_COLS} FROM network_interfaces WHERE id = ?1"
+            ))
+            .map_err(backend)?
+            .query_row(params![id], row_nic)
+            .optional()
+            .map_err(backend)
+    }
+
+    fn primary_nic(&mut self, instance_id: &str) -> StoreResult<Option<NetworkInterface>> {
+        self.conn
+            .prepare_cached(&format!(
+                "SELECT {NIC_COLS} FROM network_interfaces WHERE instance_id = ?1"
+            ))
+            .map_err(backend)?
+            .query_row(params![instance_id], row_nic)
+            .optional()
+            .map_err(backend)
+    }
+
+    fn nics(&mut self, account_id: u64, region_id: &str) -> StoreResult<Vec<NetworkInterface>> {
+        let mut st = self
+            .conn
+            .prepare_cached(&format!("SELECT {NIC_COLS} FROM network_interfaces WHERE account_id = ?1 AND region_id = ?2 ORDER BY seq"))
+            .map_err(backend)?;
+        let rows = st
+            .query_map(params![account_id as i64, region_id], row_nic)
+            .map_err(backend)?;
+        rows.collect::<Result<_, _>>().map_err(backend)
+    }
+
+    fn nics_with_ip(
+        &mut self,
+        vpc_id: Option<&str>,
+        region_id: &str,
+        ip: &str,
+    ) -> StoreResult<u64> {
+        self.conn
+            .prepare_cached("SELECT COUNT(*) FROM network_interfaces WHERE vpc_id IS ?1 AND region_id = ?2 AND private_ip = ?3")
+            .map_err(backend)?
+            .query_row(params![vpc_id, region_id, ip], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(backend)
+    }
+
+    fn delete_nic(&mut self, id: &str) -> StoreResult<()> {
+        for sql in [
+            "DELETE FROM nic_security_groups WHERE nic_id = ?1",
+            "DELETE FROM network_interfaces WHERE id = ?1",
+        ] {
+            self.conn
+                .prepare_cached(sql)
+                .map_err(backend)?
+                .execute(params![id])
+                .map_err(backend)?;
+        }
+        Ok(())
+    }
+
+    fn nic_groups(&mut self, nic_id: &str) -> StoreResult<Vec<String>> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT group_id FROM nic_security_groups WHERE nic_id = ?1 ORDER BY position",
+            )
+            .map_err(backend)?;
+        let rows = st
+            .query_map(params![nic_id], |r| r.get(0))
+            .map_err(backend)?;
+        rows.collect::<Result<_, _>>().map_err(backend)
+    }
+
+    fn set_nic_groups(&mut self, nic_id: &str, groups: &[String]) -> StoreResult<()> {
+        self.conn
+            .prepare_cached("DELETE FROM nic_security_groups WHERE nic_id = ?1")
+            .map_err(backend)?
+            .execute(params![nic_id])
+            .map_err(backend)?;
+        for (i, g) in groups.iter().enumerate() {
+            self.conn
+                .prepare_cached("INSERT INTO nic_security_groups (nic_id, group_id, position) VALUES (?1, ?2, ?3)")
+                .map_err(backend)?
+                .execute(params![nic_id, g, i as i64])
+                .map_err(backend)?;
+        }
+        Ok(())
+    }
+
+    fn group_members(&mut self, group_id: &str) -> StoreResult<Vec<NetworkInterface>> {
+        let mut st = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {NIC_COLS} FROM network_interfaces WHERE id IN (SELECT nic_id FROM nic_security_groups WHERE group_id = ?1) ORDER BY seq"
+            ))
+            .map_err(backend)?;
+        let rows = st.query_map(params![group_id], row_nic).map_err(backend)?;
         rows.collect::<Result<_, _>>().map_err(backend)
     }
 

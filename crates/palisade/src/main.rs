@@ -56,6 +56,8 @@ enum Command {
     },
     /// Sign and send one API call, print the reply.
     Call(client::CallArgs),
+    /// Ask whether a packet may reach or leave an interface, and which rule decides.
+    Check(client::CheckArgs),
     /// Manage accounts.
     Account {
         #[command(subcommand)]
@@ -96,6 +98,7 @@ fn main() {
             run_server(listen, data.data_dir, cfg)
         }
         Command::Call(args) => client::run(args),
+        Command::Check(args) => client::check(args),
         Command::Account { command } => admin::account(command),
         Command::Key { command } => admin::key(command),
     };
