@@ -1,16 +1,19 @@
 //! HTTP front end: parse the request once into a typed [`Action`], authenticate it, run
 //! its handler inside a store transaction, and encode the reply or the ECS error envelope.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use palisade_model::{Account, Direction};
+use palisade_model::{AccessKey, Account, Direction};
 use palisade_store::{ClientTokenRecord, Store, StoreError, StoreResult, Tx, WriteJob};
 use serde_json::{json, Map, Value};
 use tokio::net::TcpListener;
@@ -127,7 +130,12 @@ pub struct App {
     pub store: Arc<dyn Store>,
     pub cfg: Config,
     pub nonces: NonceCache,
+    keys: Mutex<HashMap<String, (Instant, AccessKey, Account)>>,
+    buckets: Mutex<HashMap<String, (f64, Instant)>>,
 }
+
+/// How long a looked-up key is trusted before the store is asked again.
+const KEY_CACHE_TTL: Duration = Duration::from_secs(5);
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Format {
@@ -195,6 +203,8 @@ impl App {
             store,
             cfg,
             nonces: NonceCache::default(),
+            keys: Mutex::new(HashMap::new()),
+            buckets: Mutex::new(HashMap::new()),
         })
     }
 
@@ -229,12 +239,49 @@ impl App {
     async fn authenticate(self: &Arc<Self>, req: &SignedRequest<'_>) -> Result<Account, ApiError> {
         let creds = auth::extract(req, time::OffsetDateTime::now_utc())?;
         let ak = creds.access_key_id().to_string();
-        let found = self
-            .read(move |tx| Ok(tx.account_by_access_key(&ak)?))
-            .await?;
-        let (key, account) = found.ok_or(ApiError::InvalidAccessKeyIdNotFound)?;
+        let cached = lock(&self.keys)
+            .get(&ak)
+            .filter(|(at, _, _)| at.elapsed() < KEY_CACHE_TTL)
+            .map(|(_, k, a)| (k.clone(), a.clone()));
+        let (key, account) = match cached {
+            Some(found) => found,
+            None => {
+                let lookup = ak.clone();
+                let found = self
+                    .read(move |tx| Ok(tx.account_by_access_key(&lookup)?))
+                    .await?
+                    .ok_or(ApiError::InvalidAccessKeyIdNotFound)?;
+                let mut keys = lock(&self.keys);
+                if keys.len() > 10_000 {
+                    keys.clear();
+                }
+                keys.insert(ak, (Instant::now(), found.0.clone(), found.1.clone()));
+                found
+            }
+        };
         auth::verify(req, &creds, &key, &account, &self.nonces)?;
+        self.throttle(&key.id)?;
         Ok(account)
+    }
+
+    /// A token bucket per AccessKey: `rate_limit` requests a second, bursts of twice that.
+    fn throttle(&self, key_id: &str) -> Result<(), ApiError> {
+        let rate = self.cfg.rate_limit as f64;
+        if rate <= 0.0 {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let mut buckets = lock(&self.buckets);
+        let (tokens, last) = buckets
+            .entry(key_id.to_string())
+            .or_insert((2.0 * rate, now));
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * rate).min(2.0 * rate);
+        *last = now;
+        if *tokens < 1.0 {
+            return Err(ApiError::Throttling);
+        }
+        *tokens -= 1.0;
+        Ok(())
     }
 
     /// Everything after HTTP decoding: the action, the caller, the handler.
@@ -388,6 +435,11 @@ impl App {
         let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
         build(format, status, request_id, "Error", &body)
     }
+}
+
+/// A poisoned lock only means another request panicked mid-update of a cache; the data is still usable.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn success_response(

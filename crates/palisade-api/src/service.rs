@@ -27,6 +27,8 @@ pub struct Config {
     pub group_quota: usize,
     pub duplicate_rule: DuplicateRule,
     pub host_id: String,
+    /// Requests per second per AccessKey; 0 turns throttling off.
+    pub rate_limit: u32,
 }
 
 impl Default for Config {
@@ -37,9 +39,12 @@ impl Default for Config {
             group_quota: 1000,
             duplicate_rule: DuplicateRule::Fail,
             host_id: "ecs.aliyuncs.com".into(),
+            rate_limit: DEFAULT_RATE_LIMIT,
         }
     }
 }
+
+pub const DEFAULT_RATE_LIMIT: u32 = 10_000;
 
 pub const DEFAULT_REGIONS: &[&str] = &[
     "cn-hangzhou",

@@ -254,7 +254,12 @@ impl Store for SqliteStore {
     fn read(&self, f: &mut dyn FnMut(&mut dyn Tx) -> StoreResult<()>) -> StoreResult<()> {
         let conn = match self.readers.lock().map_err(|_| StoreError::Closed)?.pop() {
             Some(c) => c,
-            None => open(&self.path)?,
+            None => {
+                let c = open(&self.path)?;
+                // Readers share the OS page cache; a small private cache keeps memory flat.
+                c.execute_batch("PRAGMA cache_size=-512").map_err(backend)?;
+                c
+            }
         };
         let result = (|| {
             conn.execute_batch("BEGIN").map_err(backend)?;

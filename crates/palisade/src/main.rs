@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use palisade_api::server::{serve, App};
-use palisade_api::service::{Config, DuplicateRule, DEFAULT_REGIONS};
+use palisade_api::service::{Config, DuplicateRule, DEFAULT_RATE_LIMIT, DEFAULT_REGIONS};
 use palisade_model::DEFAULT_RULE_QUOTA;
 
 #[derive(Parser)]
@@ -50,6 +50,9 @@ enum Command {
         /// Comma-separated region ids that RegionId may name.
         #[arg(long, env = "PALISADE_REGIONS", value_delimiter = ',')]
         regions: Option<Vec<String>>,
+        /// Requests per second per AccessKey (bursts of twice that); 0 = unlimited.
+        #[arg(long, env = "PALISADE_RATE_LIMIT", default_value_t = DEFAULT_RATE_LIMIT)]
+        rate_limit: u32,
         /// `HostId` in error replies.
         #[arg(long, env = "PALISADE_HOST_ID", default_value = "ecs.aliyuncs.com")]
         host_id: String,
@@ -80,6 +83,7 @@ fn main() {
             group_quota,
             duplicate_rule,
             regions,
+            rate_limit,
             host_id,
         } => {
             let cfg = Config {
@@ -94,6 +98,7 @@ fn main() {
                     DuplicateRule::Fail
                 },
                 host_id,
+                rate_limit,
             };
             run_server(listen, data.data_dir, cfg)
         }

@@ -1099,3 +1099,25 @@ fn concurrent_authorize_respects_quota_and_never_duplicates() {
     ports.dedup();
     assert_eq!(ports.len(), 40);
 }
+
+#[test]
+fn per_key_rate_limit_answers_throttling_user() {
+    let s = Server::start(&["--rate-limit", "5"]);
+    let c = s.client();
+    let other = s.add_account("carol@example.com");
+    let mut throttled = 0;
+    for _ in 0..40 {
+        let r = c.call("DescribeRegions", &[]);
+        match (r.status, r.code().as_str()) {
+            (200, _) => {}
+            (400, "Throttling.User") => throttled += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(throttled >= 25, "only {throttled} of 40 throttled");
+    // Another key has its own bucket.
+    other.ok("DescribeRegions", &[]);
+    // The bucket refills.
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    c.ok("DescribeRegions", &[]);
+}
