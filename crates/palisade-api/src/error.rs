@@ -24,6 +24,7 @@ pub enum ApiError {
     IdempotentParameterMismatch,
     InvalidClientToken,
     RequestTooLarge,
+    RequestTimeout,
     InternalError,
 
     // Resources.
@@ -114,6 +115,7 @@ impl ApiError {
             IdempotentParameterMismatch => "IdempotentParameterMismatch",
             InvalidClientToken => "InvalidClientToken.Malformed",
             RequestTooLarge => "InvalidParameter.RequestTooLarge",
+            RequestTimeout => "RequestTimeout",
             InternalError => "InternalError",
             InvalidRegionIdNotFound => "InvalidRegionId.NotFound",
             InvalidSecurityGroupIdNotFound => "InvalidSecurityGroupId.NotFound",
@@ -200,6 +202,7 @@ impl ApiError {
             | QuotaExceedSecurityGroup
             | AuthorizationLimitExceed => 403,
             InternalError => 500,
+            RequestTimeout => 408,
             Rule(
                 RuleError::MissingPeer(_)
                 | RuleError::GroupPeerNeedsIntranet
@@ -236,6 +239,7 @@ impl ApiError {
             IdempotentParameterMismatch => "The request is retried with updated parameters.".into(),
             InvalidClientToken => "The specified parameter \"ClientToken\" is not valid.".into(),
             RequestTooLarge => "The request is too large.".into(),
+            RequestTimeout => "The request body did not arrive in time.".into(),
             InternalError => {
                 "The request processing has failed due to some unknown error, exception or failure.".into()
             }

@@ -28,6 +28,7 @@ use crate::{decision, membership};
 
 pub const API_VERSION: &str = "2014-05-26";
 pub const MAX_BODY: usize = 1024 * 1024;
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
 macro_rules! actions {
     ($($name:ident => $write:expr),* $(,)?) => {
@@ -363,10 +364,19 @@ impl App {
         });
         let path_ok = req.uri().path() == "/" || req.uri().path().is_empty();
         let method_ok = method == "GET" || method == "POST";
-        let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(_) => {
+        // A client that stops sending its body does not hold the connection forever.
+        let collected = tokio::time::timeout(
+            BODY_TIMEOUT,
+            Limited::new(req.into_body(), MAX_BODY).collect(),
+        )
+        .await;
+        let body = match collected {
+            Ok(Ok(b)) => b.to_bytes(),
+            Ok(Err(_)) => {
                 return self.error_response(format, &request_id, ApiError::RequestTooLarge);
+            }
+            Err(_) => {
+                return self.error_response(format, &request_id, ApiError::RequestTimeout);
             }
         };
         let mut params = query.clone();
