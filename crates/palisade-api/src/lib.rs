@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod decision;
 pub mod encode;
+pub mod enforcement;
 pub mod error;
 pub mod membership;
 pub mod params;

@@ -24,7 +24,7 @@ use crate::encode;
 use crate::error::{ApiError, RECOMMEND_BASE};
 use crate::params::Params;
 use crate::service::{self, Config, HResult, Reply};
-use crate::{decision, membership};
+use crate::{decision, enforcement, membership};
 
 pub const API_VERSION: &str = "2014-05-26";
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -78,6 +78,8 @@ actions! {
     JoinSecurityGroup => true,
     LeaveSecurityGroup => true,
     CheckSecurityGroupAccess => false,
+    DescribeEnforcementState => false,
+    WaitForChange => false,
 }
 
 /// Runs one action's handler on a transaction.
@@ -124,6 +126,9 @@ fn dispatch(
         JoinSecurityGroup => membership::join_security_group(cfg, tx, account, p),
         LeaveSecurityGroup => membership::leave_security_group(cfg, tx, account, p),
         CheckSecurityGroupAccess => decision::check_security_group_access(cfg, tx, account, p),
+        DescribeEnforcementState => enforcement::describe_enforcement_state(cfg, tx, account, p),
+        // Answered in `App::call` without a transaction: it waits.
+        WaitForChange => Err(ApiError::InternalError),
     }
 }
 
@@ -133,6 +138,8 @@ pub struct App {
     pub nonces: NonceCache,
     keys: Mutex<HashMap<String, (Instant, AccessKey, Account)>>,
     buckets: Mutex<HashMap<String, (f64, Instant)>>,
+    /// The newest committed revision this process knows of; long polls wait on it.
+    revision: tokio::sync::watch::Sender<u64>,
 }
 
 /// How long a looked-up key is trusted before the store is asked again.
@@ -206,6 +213,7 @@ impl App {
             nonces: NonceCache::default(),
             keys: Mutex::new(HashMap::new()),
             buckets: Mutex::new(HashMap::new()),
+            revision: tokio::sync::watch::channel(0).0,
         })
     }
 
@@ -290,6 +298,10 @@ impl App {
         let account = self.authenticate(req).await?;
         let params = req.params.clone();
         let app = self.clone();
+        if action == Action::WaitForChange {
+            crate::service::region(&self.cfg, &params)?;
+            return self.wait_for_change(&params).await;
+        }
         if !action.is_write() {
             return self
                 .read(move |tx| dispatch(action, &app.cfg, tx, &account, &params))
@@ -301,33 +313,104 @@ impl App {
                 return Err(ApiError::InvalidClientToken);
             }
         }
-        self.write(move |tx| {
-            let Some(token) = &token else {
-                return dispatch(action, &app.cfg, tx, &account, &params);
-            };
-            // Same token, same request: the first answer again, nothing changed.
-            let fp = fingerprint(action, &params);
-            if let Some(rec) = tx.client_token(account.id, token)? {
-                if rec.fingerprint != fp {
-                    return Err(ApiError::IdempotentParameterMismatch);
+        let bumped = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let seen = bumped.clone();
+        let result = self
+            .write(move |tx| {
+                let reply = app.write_once(action, tx, &account, &params, token.as_deref())?;
+                seen.store(tx.bump_revision()?, std::sync::atomic::Ordering::Relaxed);
+                Ok(reply)
+            })
+            .await;
+        if result.is_ok() {
+            // Committed: wake the long polls.
+            let rev = bumped.load(std::sync::atomic::Ordering::Relaxed);
+            self.revision.send_if_modified(|cur| {
+                let newer = rev > *cur;
+                if newer {
+                    *cur = rev;
                 }
-                return match serde_json::from_str::<Value>(&rec.response) {
-                    Ok(Value::Object(m)) => Ok(m),
-                    _ => Err(ApiError::InternalError),
-                };
+                newer
+            });
+        }
+        result
+    }
+
+    /// One write action, with `ClientToken` idempotency.
+    fn write_once(
+        &self,
+        action: Action,
+        tx: &mut dyn Tx,
+        account: &Account,
+        params: &Params,
+        token: Option<&str>,
+    ) -> HResult {
+        let Some(token) = token else {
+            return dispatch(action, &self.cfg, tx, account, params);
+        };
+        // Same token, same request: the first answer again, nothing changed.
+        let fp = fingerprint(action, params);
+        if let Some(rec) = tx.client_token(account.id, token)? {
+            if rec.fingerprint != fp {
+                return Err(ApiError::IdempotentParameterMismatch);
             }
-            let reply = dispatch(action, &app.cfg, tx, &account, &params)?;
-            tx.put_client_token(
-                account.id,
-                token,
-                &ClientTokenRecord {
-                    fingerprint: fp,
-                    response: Value::Object(reply.clone()).to_string(),
-                },
-            )?;
-            Ok(reply)
-        })
-        .await
+            return match serde_json::from_str::<Value>(&rec.response) {
+                Ok(Value::Object(m)) => Ok(m),
+                _ => Err(ApiError::InternalError),
+            };
+        }
+        let reply = dispatch(action, &self.cfg, tx, account, params)?;
+        tx.put_client_token(
+            account.id,
+            token,
+            &ClientTokenRecord {
+                fingerprint: fp,
+                response: Value::Object(reply.clone()).to_string(),
+            },
+        )?;
+        Ok(reply)
+    }
+
+    /// `WaitForChange`: answers as soon as the revision passes `Revision`, or after
+    /// `WaitSeconds`. Re-reads the store every 250 ms so changes committed by another
+    /// server on the same database are seen too.
+    async fn wait_for_change(self: &Arc<Self>, params: &Params) -> HResult {
+        let since = params
+            .opt_int(
+                "Revision",
+                0,
+                i64::MAX,
+                ApiError::InvalidParameter("Revision".into()),
+            )?
+            .unwrap_or(0) as u64;
+        let wait = params
+            .opt_int(
+                "WaitSeconds",
+                0,
+                30,
+                ApiError::InvalidParameter("WaitSeconds".into()),
+            )?
+            .unwrap_or(25) as u64;
+        let deadline = Instant::now() + Duration::from_secs(wait);
+        let mut rx = self.revision.subscribe();
+        loop {
+            let current = self.read(|tx| Ok(tx.revision()?)).await?;
+            self.revision.send_if_modified(|cur| {
+                let newer = current > *cur;
+                if newer {
+                    *cur = current;
+                }
+                newer
+            });
+            let now = Instant::now();
+            if current > since || now >= deadline {
+                let mut reply = Reply::new();
+                reply.insert("Revision".into(), json!(current));
+                return Ok(reply);
+            }
+            let slice = (deadline - now).min(Duration::from_millis(250));
+            let _ = tokio::time::timeout(slice, rx.changed()).await;
+        }
     }
 
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Full<Bytes>> {

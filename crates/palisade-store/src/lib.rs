@@ -90,6 +90,10 @@ pub trait Tx {
     /// The interfaces that are members of the group.
     fn group_members(&mut self, group_id: &str) -> StoreResult<Vec<NetworkInterface>>;
 
+    /// The change counter: every acknowledged write raises it by one.
+    fn revision(&mut self) -> StoreResult<u64>;
+    fn bump_revision(&mut self) -> StoreResult<u64>;
+
     fn client_token(
         &mut self,
         account_id: u64,

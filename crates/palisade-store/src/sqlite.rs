@@ -115,6 +115,14 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX nic_security_groups_group ON nic_security_groups(group_id);
     "#,
+    // 3: the change revision agents follow.
+    r#"
+    CREATE TABLE revision (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        value INTEGER NOT NULL
+    );
+    INSERT INTO revision (id, value) VALUES (1, 0);
+    "#,
 ];
 
 fn backend(e: rusqlite::Error) -> StoreError {
@@ -883,6 +891,24 @@ impl Tx for SqliteTx<'_> {
             .map_err(backend)?;
         let rows = st.query_map(params![group_id], row_nic).map_err(backend)?;
         rows.collect::<Result<_, _>>().map_err(backend)
+    }
+
+    fn revision(&mut self) -> StoreResult<u64> {
+        self.conn
+            .prepare_cached("SELECT value FROM revision WHERE id = 1")
+            .map_err(backend)?
+            .query_row([], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(backend)
+    }
+
+    fn bump_revision(&mut self) -> StoreResult<u64> {
+        self.conn
+            .prepare_cached("UPDATE revision SET value = value + 1 WHERE id = 1 RETURNING value")
+            .map_err(backend)?
+            .query_row([], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(backend)
     }
 
     fn client_token(

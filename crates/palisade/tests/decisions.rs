@@ -383,3 +383,134 @@ fn check_command_prints_the_deciding_rule() {
     assert!(text.to_lowercase().contains("accept"), "{text}");
     assert!(text.contains("sgr-"), "{text}");
 }
+
+#[test]
+fn enforcement_state_and_change_feed() {
+    let s = Server::start(&[]);
+    let c = s.client();
+    let vpc = c.create_vpc();
+    let a = c.create_group(&[("VpcId", &vpc)]);
+    let b = c.create_group(&[("VpcId", &vpc), ("SecurityGroupType", "enterprise")]);
+    let web = c.create_group(&[("VpcId", &vpc)]);
+    c.ok(
+        "RunInstances",
+        &[("SecurityGroupId", &a), ("PrivateIpAddress", "192.168.1.5")],
+    );
+    c.ok(
+        "AuthorizeSecurityGroup",
+        &[
+            ("SecurityGroupId", &web),
+            ("IpProtocol", "tcp"),
+            ("PortRange", "22/22"),
+            ("SourceGroupId", &a),
+        ],
+    );
+    c.ok(
+        "AuthorizeSecurityGroup",
+        &[
+            ("SecurityGroupId", &b),
+            ("IpProtocol", "icmp"),
+            ("PortRange", "-1/-1"),
+            ("SourceCidrIp", "0.0.0.0/0"),
+        ],
+    );
+    let nic = c.ok(
+        "CreateNetworkInterface",
+        &[
+            ("SecurityGroupIds.1", &web),
+            ("PrimaryIpAddress", "192.168.1.9"),
+        ],
+    )["NetworkInterfaceId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let st = c.ok(
+        "DescribeEnforcementState",
+        &[("NetworkInterfaceId.1", &nic)],
+    );
+    let rev = st["Revision"].as_u64().unwrap();
+    assert!(rev >= 7, "{st}");
+    assert_eq!(
+        st["NetworkInterfaces"]["NetworkInterface"][0]["PrivateIpAddress"],
+        "192.168.1.9"
+    );
+    let groups = st["SecurityGroups"]["SecurityGroup"].as_array().unwrap();
+    assert_eq!(groups.len(), 1);
+    assert_eq!(
+        groups[0]["Permissions"]["Permission"][0]["SourceGroupId"],
+        a.as_str()
+    );
+    let sets = st["MemberSets"]["MemberSet"].as_array().unwrap();
+    let set_a = sets
+        .iter()
+        .find(|s| s["SecurityGroupId"] == a.as_str())
+        .unwrap();
+    assert_eq!(set_a["IpAddresses"]["IpAddress"][0], "192.168.1.5");
+    let set_web = sets
+        .iter()
+        .find(|s| s["SecurityGroupId"] == web.as_str())
+        .unwrap();
+    assert_eq!(set_web["IpAddresses"]["IpAddress"][0], "192.168.1.9");
+    c.err(
+        "DescribeEnforcementState",
+        &[("NetworkInterfaceId.1", "eni-nope")],
+        "InvalidNetworkInterfaceId.NotFound",
+        404,
+    );
+    c.err("DescribeEnforcementState", &[], "MissingParameter", 400);
+
+    // Nothing happens: the long poll comes back at the same revision.
+    let r = c.ok(
+        "WaitForChange",
+        &[("Revision", &rev.to_string()), ("WaitSeconds", "1")],
+    );
+    assert_eq!(r["Revision"].as_u64(), Some(rev));
+    // A change wakes a waiting poll.
+    let waiter = {
+        let c = c.clone();
+        let since = rev.to_string();
+        std::thread::spawn(move || {
+            c.ok(
+                "WaitForChange",
+                &[("Revision", &since), ("WaitSeconds", "30")],
+            )
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    c.ok(
+        "AuthorizeSecurityGroup",
+        &[
+            ("SecurityGroupId", &web),
+            ("IpProtocol", "udp"),
+            ("PortRange", "53/53"),
+            ("SourceCidrIp", "10.0.0.0/8"),
+        ],
+    );
+    let r = waiter.join().unwrap();
+    assert!(r["Revision"].as_u64().unwrap() > rev, "{r}");
+    let st = c.ok(
+        "DescribeEnforcementState",
+        &[("NetworkInterfaceId.1", &nic)],
+    );
+    assert_eq!(st["Revision"], r["Revision"]);
+    // A failed write changes nothing, so the revision stays.
+    c.err(
+        "AuthorizeSecurityGroup",
+        &[
+            ("SecurityGroupId", &web),
+            ("IpProtocol", "udp"),
+            ("PortRange", "53/53"),
+            ("SourceCidrIp", "10.0.0.0/8"),
+        ],
+        "InvalidPermission.Duplicate",
+        400,
+    );
+    let again = c.ok(
+        "WaitForChange",
+        &[
+            ("Revision", &r["Revision"].to_string()),
+            ("WaitSeconds", "0"),
+        ],
+    );
+    assert_eq!(again["Revision"], r["Revision"]);
+}

@@ -1,0 +1,89 @@
+//! What an enforcement agent needs for the interfaces it protects, in one consistent
+//! snapshot: their groups with every rule, the member addresses of every group those
+//! rules name (and of their own groups, for inner access), and the revision it is at.
+
+use std::collections::BTreeSet;
+
+use palisade_model::*;
+use palisade_store::Tx;
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::membership::{own_nic, target_nic};
+use crate::params::Params;
+use crate::service::{permission_json, region, Config, HResult, Reply};
+
+pub fn describe_enforcement_state(
+    cfg: &Config,
+    tx: &mut dyn Tx,
+    account: &Account,
+    p: &Params,
+) -> HResult {
+    let region_id = region(cfg, p)?;
+    let mut nics = Vec::new();
+    for id in p.repeated("NetworkInterfaceId")? {
+        nics.push(own_nic(tx, account, region_id, &id)?);
+    }
+    for id in p.repeated("InstanceId")? {
+        let mut one = Params::new();
+        one.push("InstanceId", &id);
+        nics.push(target_nic(tx, account, region_id, &one)?);
+    }
+    if nics.is_empty() {
+        return Err(ApiError::MissingParameter("NetworkInterfaceId.1".into()));
+    }
+    let mut groups: BTreeSet<String> = BTreeSet::new();
+    let mut nic_json = Vec::new();
+    for n in &nics {
+        let ids = tx.nic_groups(&n.id)?;
+        groups.extend(ids.iter().cloned());
+        nic_json.push(json!({
+            "NetworkInterfaceId": n.id,
+            "InstanceId": n.instance_id.clone().unwrap_or_default(),
+            "PrivateIpAddress": n.private_ip,
+            "PublicIpAddress": n.public_ip.clone().unwrap_or_default(),
+            "SecurityGroupIds": { "SecurityGroupId": ids },
+        }));
+    }
+    let mut named: BTreeSet<String> = groups.clone();
+    let mut group_json = Vec::new();
+    for gid in &groups {
+        let Some(g) = tx.group(gid)? else { continue };
+        let rules = tx.permissions(&g.id)?;
+        let mut perms = Vec::with_capacity(rules.len());
+        for r in &rules {
+            if let Peer::Group { group_id, .. } = &r.peer {
+                named.insert(group_id.clone());
+            }
+            perms.push(permission_json(tx, r)?);
+        }
+        group_json.push(json!({
+            "SecurityGroupId": g.id,
+            "SecurityGroupType": g.group_type.as_str(),
+            "VpcId": g.vpc_id.clone().unwrap_or_default(),
+            "InnerAccessPolicy": g.inner_access_policy.as_str(),
+            "Permissions": { "Permission": perms },
+        }));
+    }
+    let mut sets: Vec<Value> = Vec::new();
+    for gid in &named {
+        let ips: Vec<String> = tx
+            .group_members(gid)?
+            .into_iter()
+            .map(|n| n.private_ip)
+            .collect();
+        sets.push(json!({ "SecurityGroupId": gid, "IpAddresses": { "IpAddress": ips } }));
+    }
+    let mut reply = Reply::new();
+    reply.insert("Revision".into(), json!(tx.revision()?));
+    reply.insert(
+        "NetworkInterfaces".into(),
+        json!({ "NetworkInterface": nic_json }),
+    );
+    reply.insert(
+        "SecurityGroups".into(),
+        json!({ "SecurityGroup": group_json }),
+    );
+    reply.insert("MemberSets".into(), json!({ "MemberSet": sets }));
+    Ok(reply)
+}
