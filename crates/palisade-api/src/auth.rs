@@ -178,7 +178,7 @@ pub fn extract(req: &SignedRequest, now: OffsetDateTime) -> Result<Credentials, 
     })
 }
 
-/// Verifies the signature with the stored key and records the nonce.
+/// Verifies the signature with the stored key and records the nonce in `nonces`.
 pub fn verify(
     req: &SignedRequest,
     creds: &Credentials,
@@ -187,6 +187,19 @@ pub fn verify(
     nonces: &NonceCache,
 ) -> Result<(), ApiError> {
     let _ = account;
+    let nonce = verify_signature(req, creds, key)?;
+    if !nonces.check_and_insert(&key.id, nonce) {
+        return Err(ApiError::SignatureNonceUsed);
+    }
+    Ok(())
+}
+
+/// Verifies the signature with the stored key; the nonce to record on success.
+pub fn verify_signature<'c>(
+    req: &SignedRequest,
+    creds: &'c Credentials,
+    key: &AccessKey,
+) -> Result<&'c str, ApiError> {
     if !key.enabled {
         return Err(ApiError::AccessKeyDisabled);
     }
@@ -244,8 +257,5 @@ pub fn verify(
             nonce
         }
     };
-    if !nonces.check_and_insert(&key.id, nonce) {
-        return Err(ApiError::SignatureNonceUsed);
-    }
-    Ok(())
+    Ok(nonce)
 }

@@ -268,7 +268,16 @@ impl App {
                 found
             }
         };
-        auth::verify(req, &creds, &key, &account, &self.nonces)?;
+        let nonce = auth::verify_signature(req, &creds, &key)?;
+        // Servers sharing a database check nonces there; a lone server keeps them in memory.
+        let shared = tokio::task::block_in_place(|| {
+            self.store
+                .use_nonce(&key.id, nonce, 2 * auth::TIMESTAMP_WINDOW.as_secs())
+        })?;
+        let fresh = shared.unwrap_or_else(|| self.nonces.check_and_insert(&key.id, nonce));
+        if !fresh {
+            return Err(ApiError::SignatureNonceUsed);
+        }
         self.throttle(&key.id)?;
         Ok(account)
     }

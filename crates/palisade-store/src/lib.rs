@@ -119,4 +119,17 @@ pub trait Store: Send + Sync + 'static {
     fn read(&self, f: &mut dyn FnMut(&mut dyn Tx) -> StoreResult<()>) -> StoreResult<()>;
     /// Queues a write job; its `finish` is called after the commit (or failure).
     fn submit(&self, job: Box<dyn WriteJob>);
+    /// Runs `f` in its own write transaction on the calling thread and commits it
+    /// (administration from the command line and first-start bootstrap).
+    fn write_sync(&self, f: &mut dyn FnMut(&mut dyn Tx) -> StoreResult<()>) -> StoreResult<()>;
+    /// Records a request nonce where every server sharing this database sees it; `None`
+    /// when the backend leaves replay protection to the process (a single server).
+    fn use_nonce(
+        &self,
+        _access_key_id: &str,
+        _nonce: &str,
+        _ttl_secs: u64,
+    ) -> StoreResult<Option<bool>> {
+        Ok(None)
+    }
 }

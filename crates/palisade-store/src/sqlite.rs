@@ -283,6 +283,10 @@ impl Store for SqliteStore {
         result
     }
 
+    fn write_sync(&self, f: &mut dyn FnMut(&mut dyn Tx) -> StoreResult<()>) -> StoreResult<()> {
+        self.write_now(f)
+    }
+
     fn submit(&self, job: Box<dyn WriteJob>) {
         let sent = match self.writer.lock() {
             Ok(w) => w.send(job),

@@ -5,13 +5,42 @@ use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 use palisade_model::{AccessKey, Account};
-use palisade_store::{SqliteStore, StoreError};
+use std::sync::Arc;
+
+use palisade_store::{SqliteStore, Store, StoreError, StoreResult, Tx};
 use rand::Rng;
 
 pub const DEFAULT_ACCOUNT_ID: u64 = 1234567890123456;
 pub const DEFAULT_ACCOUNT_NAME: &str = "test@aliyun.com";
 
-pub fn open_store(data_dir: &Path) -> Result<SqliteStore, String> {
+/// The store a command works on: PostgreSQL when a database URL is given, else the
+/// SQLite file in the data directory.
+pub fn open_store(data_dir: &Path, database_url: Option<&str>) -> Result<Arc<dyn Store>, String> {
+    if let Some(url) = database_url.filter(|u| !u.is_empty()) {
+        return open_postgres(url);
+    }
+    open_sqlite(data_dir).map(|s| Arc::new(s) as Arc<dyn Store>)
+}
+
+fn open_postgres(url: &str) -> Result<Arc<dyn Store>, String> {
+    let _ = url;
+    Err("this build has no PostgreSQL backend".into())
+}
+
+/// Runs `f` in one committed transaction and hands back what it returned.
+pub fn write<T>(
+    store: &dyn Store,
+    mut f: impl FnMut(&mut dyn Tx) -> StoreResult<T>,
+) -> StoreResult<T> {
+    let mut out = None;
+    store.write_sync(&mut |tx| {
+        out = Some(f(tx)?);
+        Ok(())
+    })?;
+    out.ok_or_else(|| StoreError::Backend("transaction produced nothing".into()))
+}
+
+fn open_sqlite(data_dir: &Path) -> Result<SqliteStore, String> {
     std::fs::create_dir_all(data_dir)
         .map_err(|e| format!("cannot create data directory {}: {e}", data_dir.display()))?;
     // Keys live here: owner only.
@@ -51,7 +80,7 @@ fn now() -> String {
 /// On an empty database: the default account and its key, from the environment if set
 /// (`PALISADE_ACCESS_KEY_ID` / `PALISADE_ACCESS_KEY_SECRET`), else generated and written to
 /// `<data-dir>/default-credentials` (mode 0600), which the log names.
-pub fn bootstrap(store: &SqliteStore, data_dir: &Path) -> Result<(), StoreError> {
+pub fn bootstrap(store: &dyn Store, data_dir: &Path) -> Result<(), StoreError> {
     let env_id = std::env::var("PALISADE_ACCESS_KEY_ID")
         .ok()
         .filter(|s| !s.is_empty());
@@ -74,7 +103,7 @@ pub fn bootstrap(store: &SqliteStore, data_dir: &Path) -> Result<(), StoreError>
         enabled: true,
         created_at: now(),
     };
-    let created = store.write_now(|tx| {
+    let created = write(store, |tx| {
         if !tx.accounts()?.is_empty() {
             return Ok(false);
         }
@@ -175,7 +204,7 @@ pub fn account(cmd: AccountCommand) -> i32 {
             access_key_id,
             access_key_secret,
         } => {
-            let store = match open_store(&data.data_dir) {
+            let store = match open_store(&data.data_dir, data.database_url.as_deref()) {
                 Ok(s) => s,
                 Err(e) => return fail(&e),
             };
@@ -193,7 +222,7 @@ pub fn account(cmd: AccountCommand) -> i32 {
                 enabled: true,
                 created_at: now(),
             };
-            let r = store.write_now(|tx| {
+            let r = write(&*store, |tx| {
                 if tx.account_by_name(&account.name)?.is_some()
                     || tx.account_by_id(account.id)?.is_some()
                 {
@@ -215,11 +244,11 @@ pub fn account(cmd: AccountCommand) -> i32 {
             }
         }
         AccountCommand::List { data } => {
-            let store = match open_store(&data.data_dir) {
+            let store = match open_store(&data.data_dir, data.database_url.as_deref()) {
                 Ok(s) => s,
                 Err(e) => return fail(&e),
             };
-            match store.write_now(|tx| tx.accounts()) {
+            match write(&*store, |tx| tx.accounts()) {
                 Ok(list) => {
                     for a in list {
                         println!("{}\t{}", a.id, a.name);
@@ -240,11 +269,11 @@ pub fn key(cmd: KeyCommand) -> i32 {
             access_key_id,
             access_key_secret,
         } => {
-            let store = match open_store(&data.data_dir) {
+            let store = match open_store(&data.data_dir, data.database_url.as_deref()) {
                 Ok(s) => s,
                 Err(e) => return fail(&e),
             };
-            let r = store.write_now(|tx| {
+            let r = write(&*store, |tx| {
                 let found = match tx.account_by_name(&account)? {
                     Some(a) => Some(a),
                     None => match account.parse::<u64>() {

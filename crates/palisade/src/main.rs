@@ -5,7 +5,6 @@ mod client;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use palisade_api::server::{serve, App};
@@ -28,6 +27,9 @@ struct DataDir {
     /// Where the database lives.
     #[arg(long, env = "PALISADE_DATA_DIR", default_value = "palisade-data")]
     data_dir: PathBuf,
+    /// PostgreSQL instead of the embedded SQLite, e.g. postgres://user@host:5432/palisade.
+    #[arg(long, env = "PALISADE_DATABASE_URL")]
+    database_url: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -111,7 +113,7 @@ fn main() {
                 host_id,
                 rate_limit,
             };
-            run_server(listen, data.data_dir, cfg)
+            run_server(listen, data, cfg)
         }
         Command::Call(args) => client::run(args),
         Command::Check(args) => client::check(args),
@@ -121,16 +123,17 @@ fn main() {
     std::process::exit(code);
 }
 
-fn run_server(listen: SocketAddr, data_dir: PathBuf, cfg: Config) -> i32 {
+fn run_server(listen: SocketAddr, data: DataDir, cfg: Config) -> i32 {
     limit_malloc_arenas();
-    let store = match admin::open_store(&data_dir) {
+    let data_dir = data.data_dir;
+    let store = match admin::open_store(&data_dir, data.database_url.as_deref()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("palisade: {e}");
             return 1;
         }
     };
-    if let Err(e) = admin::bootstrap(&store, &data_dir) {
+    if let Err(e) = admin::bootstrap(&*store, &data_dir) {
         eprintln!("palisade: cannot create the default account: {e}");
         return 1;
     }
@@ -157,7 +160,7 @@ fn run_server(listen: SocketAddr, data_dir: PathBuf, cfg: Config) -> i32 {
         println!("palisade listening on http://{addr}");
         use std::io::Write;
         let _ = std::io::stdout().flush();
-        let app = App::new(Arc::new(store), cfg);
+        let app = App::new(store, cfg);
         tokio::select! {
             r = serve(app, listener) => { if let Err(e) = r { eprintln!("palisade: {e}"); return 1; } 0 }
             _ = tokio::signal::ctrl_c() => 0,
