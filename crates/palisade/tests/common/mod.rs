@@ -19,6 +19,29 @@ pub struct Server {
     pub data_dir: PathBuf,
     _tmp: Option<TempDir>,
     args: Vec<String>,
+    /// Set when the suite runs against PostgreSQL (`PALISADE_TEST_PG_URL`).
+    pub database_url: Option<String>,
+}
+
+/// With `PALISADE_TEST_PG_URL` (an admin URL such as postgres://postgres@127.0.0.1:55432/postgres)
+/// every server gets a fresh database there; otherwise SQLite in its data directory.
+pub fn fresh_database() -> Option<String> {
+    let admin = std::env::var("PALISADE_TEST_PG_URL")
+        .ok()
+        .filter(|s| !s.is_empty())?;
+    let name = format!("pal_{}", uuid::Uuid::new_v4().simple());
+    let out = Command::new("psql")
+        .arg(&admin)
+        .args(["-q", "-c", &format!("CREATE DATABASE {name}")])
+        .output()
+        .expect("psql");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+    Some(format!("{base}/{name}"))
 }
 
 /// A directory removed on drop.
@@ -49,6 +72,7 @@ impl Server {
             data_dir: dir,
             _tmp: Some(tmp),
             args: args.iter().map(|s| s.to_string()).collect(),
+            database_url: fresh_database(),
         };
         s.spawn();
         s
@@ -62,6 +86,11 @@ impl Server {
             .arg("--data-dir")
             .arg(&self.data_dir)
             .args(&self.args)
+            .args(
+                self.database_url
+                    .iter()
+                    .flat_map(|u| ["--database-url".to_string(), u.clone()]),
+            )
             .env("PALISADE_ACCESS_KEY_ID", AK)
             .env("PALISADE_ACCESS_KEY_SECRET", SECRET)
             .stdout(Stdio::piped())
@@ -104,6 +133,11 @@ impl Server {
         let out = Command::new(bin())
             .args(["account", "add", "--name", name, "--data-dir"])
             .arg(&self.data_dir)
+            .args(
+                self.database_url
+                    .iter()
+                    .flat_map(|u| ["--database-url".to_string(), u.clone()]),
+            )
             .output()
             .unwrap();
         assert!(
