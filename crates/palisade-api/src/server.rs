@@ -267,10 +267,9 @@ impl App {
         };
         let nonce = auth::verify_signature(req, &creds, &key)?;
         // Servers sharing a database check nonces there; a lone server keeps them in memory.
-        let shared = tokio::task::block_in_place(|| {
-            self.store
-                .use_nonce(&key.id, nonce, 2 * auth::TIMESTAMP_WINDOW.as_secs())
-        })?;
+        let shared = self
+            .store
+            .use_nonce(&key.id, nonce, 2 * auth::TIMESTAMP_WINDOW.as_secs())?;
         let fresh = shared.unwrap_or_else(|| self.nonces.check_and_insert(&key.id, nonce));
         if !fresh {
             return Err(ApiError::SignatureNonceUsed);
