@@ -9,14 +9,7 @@ use serde_json::{json, Value};
 
 use crate::error::ApiError;
 use crate::params::Params;
-use crate::service::{now_iso, region, Config, HResult, Reply};
-
-fn obj(v: Value) -> Reply {
-    match v {
-        Value::Object(m) => m,
-        _ => Reply::new(),
-    }
-}
+use crate::service::{now_iso, obj, own_group, page, page_slice, region, Config, HResult, Reply};
 
 /// `SecurityGroupId` or `SecurityGroupIds.N` (never both), each the caller's, all in one
 /// network (classic, or one VPC) and of one kind; at most five.
@@ -210,17 +203,7 @@ fn instance_json(tx: &mut dyn Tx, i: &Instance) -> Result<Value, ApiError> {
 
 pub fn describe_instances(cfg: &Config, tx: &mut dyn Tx, account: &Account, p: &Params) -> HResult {
     let region_id = region(cfg, p)?;
-    let number = p
-        .opt_int(
-            "PageNumber",
-            1,
-            i32::MAX as i64,
-            ApiError::InvalidPageNumber,
-        )?
-        .unwrap_or(1) as usize;
-    let size = p
-        .opt_int("PageSize", 1, 100, ApiError::InvalidPageSize)?
-        .unwrap_or(10) as usize;
+    let (number, size) = page(p, 100)?;
     let wanted = p.json_string_list(
         "InstanceIds",
         ApiError::InvalidParameter("InstanceIds".into()),
@@ -246,14 +229,11 @@ pub fn describe_instances(cfg: &Config, tx: &mut dyn Tx, account: &Account, p: &
         }
         out.push(v);
     }
-    let total = out.len();
-    let start = ((number - 1) * size).min(total);
-    let page: Vec<Value> = out.into_iter().skip(start).take(size).collect();
     Ok(obj(json!({
-        "TotalCount": total,
+        "TotalCount": out.len(),
         "PageNumber": number,
         "PageSize": size,
-        "Instances": { "Instance": page },
+        "Instances": { "Instance": page_slice(&out, number, size) },
     })))
 }
 
@@ -315,17 +295,7 @@ pub fn describe_network_interfaces(
 ) -> HResult {
     let region_id = region(cfg, p)?;
     let wanted = p.repeated("NetworkInterfaceId")?;
-    let number = p
-        .opt_int(
-            "PageNumber",
-            1,
-            i32::MAX as i64,
-            ApiError::InvalidPageNumber,
-        )?
-        .unwrap_or(1) as usize;
-    let size = p
-        .opt_int("PageSize", 1, 500, ApiError::InvalidPageSize)?
-        .unwrap_or(10) as usize;
+    let (number, size) = page(p, 500)?;
     let mut out = Vec::new();
     for n in tx.nics(account.id, region_id)? {
         if !wanted.is_empty() && !wanted.contains(&n.id) {
@@ -361,14 +331,11 @@ pub fn describe_network_interfaces(
             "AssociatedPublicIp": { "PublicIpAddress": n.public_ip.clone().unwrap_or_default() },
         }));
     }
-    let total = out.len();
-    let start = ((number - 1) * size).min(total);
-    let page: Vec<Value> = out.into_iter().skip(start).take(size).collect();
     Ok(obj(json!({
-        "TotalCount": total,
+        "TotalCount": out.len(),
         "PageNumber": number,
         "PageSize": size,
-        "NetworkInterfaceSets": { "NetworkInterfaceSet": page },
+        "NetworkInterfaceSets": { "NetworkInterfaceSet": page_slice(&out, number, size) },
     })))
 }
 
@@ -417,18 +384,6 @@ pub fn target_nic(
             tx.primary_nic(&i.id)?.ok_or(ApiError::InternalError)
         }
         _ => Err(ApiError::InvalidInstanceIdNotFound),
-    }
-}
-
-fn own_group(
-    tx: &mut dyn Tx,
-    account: &Account,
-    region_id: &str,
-    id: &str,
-) -> Result<SecurityGroup, ApiError> {
-    match tx.group(id)? {
-        Some(g) if g.account_id == account.id && g.region_id == region_id => Ok(g),
-        _ => Err(ApiError::InvalidSecurityGroupIdNotFound),
     }
 }
 

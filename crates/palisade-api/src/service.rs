@@ -75,7 +75,7 @@ pub fn now_iso() -> String {
     )
 }
 
-fn obj(v: Value) -> Reply {
+pub fn obj(v: Value) -> Reply {
     match v {
         Value::Object(m) => m,
         _ => Map::new(),
@@ -94,7 +94,7 @@ pub fn region<'a>(cfg: &Config, p: &'a Params) -> Result<&'a str, ApiError> {
 
 /// The caller's own group in the region, or `InvalidSecurityGroupId.NotFound`: another
 /// account's group is indistinguishable from a missing one.
-fn own_group(
+pub fn own_group(
     tx: &mut dyn Tx,
     account: &Account,
     region_id: &str,
@@ -174,7 +174,7 @@ fn route_table_id(vpc_id: &str) -> String {
 }
 
 /// `PageNumber` (default 1) and `PageSize` (1..=max, default 10).
-fn page(p: &Params, max_size: i64) -> Result<(usize, usize), ApiError> {
+pub fn page(p: &Params, max_size: i64) -> Result<(usize, usize), ApiError> {
     let number = p
         .opt_int(
             "PageNumber",
@@ -189,7 +189,7 @@ fn page(p: &Params, max_size: i64) -> Result<(usize, usize), ApiError> {
     Ok((number, size))
 }
 
-fn page_slice<T>(items: &[T], number: usize, size: usize) -> &[T] {
+pub fn page_slice<T>(items: &[T], number: usize, size: usize) -> &[T] {
     let start = (number - 1).saturating_mul(size).min(items.len());
     let end = start.saturating_add(size).min(items.len());
     &items[start..end]
