@@ -514,3 +514,82 @@ fn enforcement_state_and_change_feed() {
     );
     assert_eq!(again["Revision"], r["Revision"]);
 }
+
+#[test]
+fn instances_and_interfaces_are_isolated_between_accounts() {
+    let s = Server::start(&[]);
+    let a = s.client();
+    let b = s.add_account("mallory@example.com");
+    let vpc = a.create_vpc();
+    let g = a.create_group(&[("VpcId", &vpc)]);
+    let run = a.ok("RunInstances", &[("SecurityGroupId", &g)]);
+    let inst = run["InstanceIdSets"]["InstanceIdSet"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let nic = primary_nic(&a, &inst);
+    let bg = b.create_group(&[]);
+    for (action, params) in [
+        (
+            "JoinSecurityGroup",
+            vec![
+                ("SecurityGroupId", bg.as_str()),
+                ("InstanceId", inst.as_str()),
+            ],
+        ),
+        (
+            "LeaveSecurityGroup",
+            vec![
+                ("SecurityGroupId", bg.as_str()),
+                ("InstanceId", inst.as_str()),
+            ],
+        ),
+        ("DeleteInstance", vec![("InstanceId", inst.as_str())]),
+        (
+            "CheckSecurityGroupAccess",
+            vec![
+                ("InstanceId", inst.as_str()),
+                ("Direction", "ingress"),
+                ("IpProtocol", "tcp"),
+                ("PeerIpAddress", "1.2.3.4"),
+            ],
+        ),
+    ] {
+        b.err(action, &params, "InvalidInstanceId.NotFound", 404);
+    }
+    for (action, params) in [
+        (
+            "DeleteNetworkInterface",
+            vec![("NetworkInterfaceId", nic.as_str())],
+        ),
+        (
+            "DescribeEnforcementState",
+            vec![("NetworkInterfaceId.1", nic.as_str())],
+        ),
+        (
+            "JoinSecurityGroup",
+            vec![
+                ("SecurityGroupId", bg.as_str()),
+                ("NetworkInterfaceId", nic.as_str()),
+            ],
+        ),
+    ] {
+        b.err(action, &params, "InvalidNetworkInterfaceId.NotFound", 404);
+    }
+    // B's own group, A's instance: A cannot join a group it does not own either.
+    a.err(
+        "JoinSecurityGroup",
+        &[("SecurityGroupId", &bg), ("InstanceId", &inst)],
+        "InvalidSecurityGroupId.NotFound",
+        404,
+    );
+    a.err(
+        "RunInstances",
+        &[("SecurityGroupId", &bg)],
+        "InvalidSecurityGroupId.NotFound",
+        404,
+    );
+    assert_eq!(b.ok("DescribeInstances", &[])["TotalCount"], 0);
+    assert_eq!(b.ok("DescribeNetworkInterfaces", &[])["TotalCount"], 0);
+    assert_eq!(a.ok("DescribeInstances", &[])["TotalCount"], 1);
+}
