@@ -593,3 +593,58 @@ fn instances_and_interfaces_are_isolated_between_accounts() {
     assert_eq!(b.ok("DescribeNetworkInterfaces", &[])["TotalCount"], 0);
     assert_eq!(a.ok("DescribeInstances", &[])["TotalCount"], 1);
 }
+
+#[test]
+fn join_racing_delete_leaves_no_dangling_membership() {
+    let s = Server::start(&[]);
+    let c = s.client();
+    let vpc = c.create_vpc();
+    let home = c.create_group(&[("VpcId", &vpc)]);
+    let nic = c.ok("CreateNetworkInterface", &[("SecurityGroupId", &home)])["NetworkInterfaceId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for _ in 0..25 {
+        let g = c.create_group(&[("VpcId", &vpc)]);
+        let joiner = {
+            let (c, g, nic) = (c.clone(), g.clone(), nic.clone());
+            std::thread::spawn(move || {
+                c.call(
+                    "JoinSecurityGroup",
+                    &[("SecurityGroupId", &g), ("NetworkInterfaceId", &nic)],
+                )
+            })
+        };
+        let deleter = {
+            let (c, g) = (c.clone(), g.clone());
+            std::thread::spawn(move || c.call("DeleteSecurityGroup", &[("SecurityGroupId", &g)]))
+        };
+        let (j, d) = (joiner.join().unwrap(), deleter.join().unwrap());
+        assert!(j.status < 500 && d.status < 500, "{} / {}", j.text, d.text);
+        let groups = c.ok(
+            "DescribeNetworkInterfaces",
+            &[("NetworkInterfaceId.1", &nic)],
+        )["NetworkInterfaceSets"]["NetworkInterfaceSet"][0]["SecurityGroupIds"]["SecurityGroupId"]
+            .clone();
+        let member = groups.as_array().unwrap().iter().any(|x| x == g.as_str());
+        let exists = c
+            .call("DescribeSecurityGroupAttribute", &[("SecurityGroupId", &g)])
+            .status
+            == 200;
+        match (j.status, d.status) {
+            (200, 200) => panic!("both won: {} / {}", j.text, d.text),
+            (200, _) => assert!(exists && member && d.code() == "DependencyViolation"),
+            (_, 200) => {
+                assert!(!exists && !member && j.code() == "InvalidSecurityGroupId.NotFound")
+            }
+            _ => panic!("neither won: {} / {}", j.text, d.text),
+        }
+        if member {
+            c.ok(
+                "LeaveSecurityGroup",
+                &[("SecurityGroupId", &g), ("NetworkInterfaceId", &nic)],
+            );
+            c.ok("DeleteSecurityGroup", &[("SecurityGroupId", &g)]);
+        }
+    }
+}
