@@ -44,6 +44,19 @@ def palisade_bin():
     return path
 
 
+def fresh_database():
+    """With $PALISADE_TEST_PG_URL (an admin URL), a new empty PostgreSQL database for one
+    server, as a URL; otherwise None and the server uses SQLite in its data directory."""
+    admin = os.environ.get("PALISADE_TEST_PG_URL")
+    if not admin:
+        return None
+    import uuid
+    name = "compat_" + uuid.uuid4().hex
+    subprocess.run(["psql", admin, "-q", "-c", "CREATE DATABASE %s" % name], check=True,
+                   stdin=subprocess.DEVNULL)
+    return admin.rsplit("/", 1)[0] + "/" + name
+
+
 class PalisadeServer(object):
     """One running `palisade serve` process."""
 
@@ -57,6 +70,10 @@ class PalisadeServer(object):
         self.stdout_lines = []
         self._log = None
         self._drain = None
+        self.database_url = None
+
+    def _db_args(self):
+        return ["--database-url", self.database_url] if self.database_url else []
 
     @property
     def endpoint(self):
@@ -76,8 +93,9 @@ class PalisadeServer(object):
         env["PALISADE_ACCESS_KEY_ID"] = self.access_key_id
         env["PALISADE_ACCESS_KEY_SECRET"] = self.access_key_secret
         self._log = open(os.path.join(self.data_dir, "server.stderr.log"), "w+b")
+        self.database_url = fresh_database()
         cmd = [binary, "serve", "--listen", "127.0.0.1:0", "--data-dir",
-               os.path.join(self.data_dir, "data")] + self.extra_args
+               os.path.join(self.data_dir, "data")] + self._db_args() + self.extra_args
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=self._log, env=env)
         # Block until the server announces its port (or exits): no wall-clock limit.
@@ -113,7 +131,8 @@ class PalisadeServer(object):
         """`palisade account add` on the running server's data dir; returns its JSON."""
         import json
         env = {k: v for k, v in os.environ.items() if not k.startswith("PALISADE_")}
-        cmd = [palisade_bin(), "account", "add", "--data-dir", os.path.join(self.data_dir, "data"), "--name", name]
+        cmd = [palisade_bin(), "account", "add", "--data-dir", os.path.join(self.data_dir, "data"),
+               "--name", name] + self._db_args()
         out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env).stdout
         return json.loads(out.decode("utf-8"))
 

@@ -28,6 +28,17 @@ function palisadeBin() {
   return bin;
 }
 
+// With $PALISADE_TEST_PG_URL (an admin URL), a new empty PostgreSQL database for one
+// server; otherwise none and the server uses SQLite in its data directory.
+function freshDatabaseArgs() {
+  const admin = process.env.PALISADE_TEST_PG_URL;
+  if (!admin) return [];
+  const name = 'compat_node_' + require('node:crypto').randomUUID().replace(/-/g, '');
+  require('node:child_process').execFileSync('psql', [admin, '-q', '-c', `CREATE DATABASE ${name}`],
+    { stdio: ['ignore', 'ignore', 'inherit'] });
+  return ['--database-url', admin.slice(0, admin.lastIndexOf('/')) + '/' + name];
+}
+
 // Resolves to {url, port, stop(), stderr()} once the server printed its listening line.
 function startServer(extraArgs = []) {
   const bin = palisadeBin();
@@ -40,7 +51,8 @@ function startServer(extraArgs = []) {
   }
   env.PALISADE_ACCESS_KEY_ID = ACCESS_KEY_ID;
   env.PALISADE_ACCESS_KEY_SECRET = ACCESS_KEY_SECRET;
-  const args = ['serve', '--listen', '127.0.0.1:0', '--data-dir', path.join(dataDir, 'data'), ...extraArgs];
+  const args = ['serve', '--listen', '127.0.0.1:0', '--data-dir', path.join(dataDir, 'data'),
+    ...freshDatabaseArgs(), ...extraArgs];
   const child = spawn(bin, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (chunk) => { stderr += chunk.toString('utf8'); });
