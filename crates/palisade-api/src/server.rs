@@ -350,6 +350,7 @@ impl App {
         params: &Params,
         token: Option<&str>,
     ) -> HResult {
+        tx.lock_account(account.id)?;
         let Some(token) = token else {
             return dispatch(action, &self.cfg, tx, account, params);
         };

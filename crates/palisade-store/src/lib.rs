@@ -5,6 +5,8 @@
 mod sqlite;
 
 pub use sqlite::SqliteStore;
+mod postgres;
+pub use postgres::PgStore;
 
 use palisade_model::{
     AccessKey, Account, Instance, NetworkInterface, Permission, SecurityGroup, Vpc,
@@ -56,6 +58,9 @@ pub trait Tx {
     fn group(&mut self, id: &str) -> StoreResult<Option<SecurityGroup>>;
     /// Takes the group's row lock where the backend has row locks, so quota checks serialize.
     fn lock_group(&mut self, id: &str) -> StoreResult<()>;
+    /// Serializes the account's writes where several writers run at once, so account-wide
+    /// checks (group quota, free private addresses, ClientToken) hold across servers.
+    fn lock_account(&mut self, account_id: u64) -> StoreResult<()>;
     /// The account's groups in a region, in creation order.
     fn groups(&mut self, account_id: u64, region_id: &str) -> StoreResult<Vec<SecurityGroup>>;
     fn update_group(&mut self, group: &SecurityGroup) -> StoreResult<()>;

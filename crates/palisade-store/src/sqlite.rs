@@ -584,6 +584,11 @@ impl Tx for SqliteTx<'_> {
             .map_err(backend)
     }
 
+    fn lock_account(&mut self, _account_id: u64) -> StoreResult<()> {
+        // One writer at a time already.
+        Ok(())
+    }
+
     fn lock_group(&mut self, _id: &str) -> StoreResult<()> {
         // SQLite has one writer at a time: the write transaction already serializes.
         Ok(())

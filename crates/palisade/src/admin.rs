@@ -23,8 +23,9 @@ pub fn open_store(data_dir: &Path, database_url: Option<&str>) -> Result<Arc<dyn
 }
 
 fn open_postgres(url: &str) -> Result<Arc<dyn Store>, String> {
-    let _ = url;
-    Err("this build has no PostgreSQL backend".into())
+    palisade_store::PgStore::open(url)
+        .map(|s| Arc::new(s) as Arc<dyn Store>)
+        .map_err(|e| format!("cannot open the PostgreSQL database: {e}"))
 }
 
 /// Runs `f` in one committed transaction and hands back what it returned.

@@ -64,6 +64,11 @@ pub fn bin() -> &'static str {
 
 impl Server {
     pub fn start(args: &[&str]) -> Server {
+        Server::start_with(args, fresh_database())
+    }
+
+    /// A server on a given database (several servers can share one PostgreSQL database).
+    pub fn start_with(args: &[&str], database_url: Option<String>) -> Server {
         let tmp = temp_dir();
         let dir = tmp.0.join("data");
         let mut s = Server {
@@ -72,7 +77,7 @@ impl Server {
             data_dir: dir,
             _tmp: Some(tmp),
             args: args.iter().map(|s| s.to_string()).collect(),
-            database_url: fresh_database(),
+            database_url,
         };
         s.spawn();
         s
