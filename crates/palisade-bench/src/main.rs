@@ -16,7 +16,7 @@ use workload::{is_revoked, rule_spec, RuleKey, RuleSpec, SplitMix64};
 const USAGE: &str = "\
 usage: palisade-bench --endpoint http://127.0.0.1:PORT [options]
 
-  --endpoint URL            Palisade ECS endpoint (loopback only)
+  --endpoint URL[,URL..]    Palisade ECS endpoint(s) (loopback only); workers take them in turn
   --server-pid PID          pid of the server process, for CPU and RSS figures
   --access-key-id ID        (default: $PALISADE_ACCESS_KEY_ID)
   --access-key-secret KEY   (default: $PALISADE_ACCESS_KEY_SECRET)
@@ -98,7 +98,9 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
     if a.endpoint.is_empty() {
         return Err("--endpoint is required".into());
     }
-    check_loopback(&a.endpoint)?;
+    for e in a.endpoint.split(',') {
+        check_loopback(e)?;
+    }
     if a.access_key_id.is_empty() || a.access_key_secret.is_empty() {
         return Err(
             "an access key is required (--access-key-id/--access-key-secret or \
@@ -619,10 +621,12 @@ fn main() {
         }
     };
     let bench = Bench {
+        // Several comma-separated endpoints (servers sharing one database): workers take them in turn.
         clients: (0..args.concurrency)
-            .map(|_| {
+            .map(|i| {
+                let endpoints: Vec<&str> = args.endpoint.split(',').collect();
                 EcsClient::new(
-                    &args.endpoint,
+                    endpoints[i % endpoints.len()],
                     &args.access_key_id,
                     &args.access_key_secret,
                     &args.region,
