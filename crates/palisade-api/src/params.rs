@@ -91,17 +91,34 @@ impl Params {
                 if n == 0 || n > 1000 {
                     return Err(ApiError::InvalidParameter(k.clone()));
                 }
+                // The first occurrence of an index wins (as for single parameters); an
+                // empty one means the item is absent.
                 if !items.iter().any(|(i, _)| *i == n) {
                     items.push((n, v.clone()));
                 }
             }
         }
         items.sort_by_key(|(n, _)| *n);
-        Ok(items.into_iter().map(|(_, v)| v).collect())
+        Ok(items
+            .into_iter()
+            .map(|(_, v)| v)
+            .filter(|v| !v.is_empty())
+            .collect())
     }
 
     /// The struct list `Name.N.Field`: for each index N (sorted), its fields.
     pub fn struct_list(&self, name: &str) -> Result<Vec<Params>, ApiError> {
+        self.struct_list_max(name, 1000, None)
+    }
+
+    /// As [`Params::struct_list`], with indices limited to `1..=max`; a larger one is
+    /// `over` (or `InvalidParameter` naming it).
+    pub fn struct_list_max(
+        &self,
+        name: &str,
+        max: u32,
+        over: Option<ApiError>,
+    ) -> Result<Vec<Params>, ApiError> {
         let prefix = format!("{name}.");
         let mut items: Vec<(u32, Params)> = Vec::new();
         for (k, v) in &self.pairs {
@@ -112,7 +129,12 @@ impl Params {
                 let n: u32 = idx
                     .parse()
                     .map_err(|_| ApiError::InvalidParameter(truncate(k, 64)))?;
-                if n == 0 || n > 1000 {
+                if n > max && n <= 1000 {
+                    if let Some(e) = &over {
+                        return Err(e.clone());
+                    }
+                }
+                if n == 0 || n > max {
                     return Err(ApiError::InvalidParameter(truncate(k, 64)));
                 }
                 let slot = match items.iter_mut().position(|(i, _)| *i == n) {

@@ -658,7 +658,7 @@ pub fn permission_input(p: &Params, dir: Direction) -> PermissionInput {
 
 /// The rule list of a request: `Permissions.N.*`, or the flat form as one rule.
 fn rule_inputs(p: &Params, dir: Direction) -> Result<Vec<PermissionInput>, ApiError> {
-    let list = p.struct_list("Permissions")?;
+    let list = p.struct_list_max("Permissions", 100, Some(ApiError::TooManyPermissions))?;
     let has_flat = FLAT_RULE_PARAMS.iter().any(|k| p.opt(k).is_some());
     if !list.is_empty() {
         if has_flat {
