@@ -63,6 +63,8 @@ enum Command {
     Call(client::CallArgs),
     /// Ask whether a packet may reach or leave an interface, and which rule decides.
     Check(client::CheckArgs),
+    /// Enforce the security groups of local interfaces with nftables (runs as root).
+    Agent(palisade_agent::AgentArgs),
     /// Manage accounts.
     Account {
         #[command(subcommand)]
@@ -117,6 +119,7 @@ fn main() {
         }
         Command::Call(args) => client::run(args),
         Command::Check(args) => client::check(args),
+        Command::Agent(args) => palisade_agent::run(args),
         Command::Account { command } => admin::account(command),
         Command::Key { command } => admin::key(command),
     };
