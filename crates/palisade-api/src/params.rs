@@ -33,6 +33,19 @@ impl Params {
         Ok(())
     }
 
+    /// Replaces NUL characters (after the signature was checked over the original bytes):
+    /// no identifier contains one, and some databases cannot even store one.
+    pub fn replace_nul(&mut self) {
+        for (k, v) in self.pairs.iter_mut() {
+            if k.contains('\0') {
+                *k = k.replace('\0', "\u{FFFD}");
+            }
+            if v.contains('\0') {
+                *v = v.replace('\0', "\u{FFFD}");
+            }
+        }
+    }
+
     pub fn push(&mut self, k: &str, v: &str) {
         self.pairs.push((k.to_string(), v.to_string()));
     }

@@ -244,7 +244,7 @@ impl App {
 
     async fn authenticate(self: &Arc<Self>, req: &SignedRequest<'_>) -> Result<Account, ApiError> {
         let creds = auth::extract(req, time::OffsetDateTime::now_utc())?;
-        let ak = creds.access_key_id().to_string();
+        let ak = creds.access_key_id().replace('\0', "\u{FFFD}");
         let cached = lock(&self.keys)
             .get(&ak)
             .filter(|(at, _, _)| at.elapsed() < KEY_CACHE_TTL)
@@ -267,9 +267,11 @@ impl App {
         };
         let nonce = auth::verify_signature(req, &creds, &key)?;
         // Servers sharing a database check nonces there; a lone server keeps them in memory.
-        let shared = self
-            .store
-            .use_nonce(&key.id, nonce, 2 * auth::TIMESTAMP_WINDOW.as_secs())?;
+        let shared = self.store.use_nonce(
+            &key.id,
+            &nonce.replace('\0', "\u{FFFD}"),
+            2 * auth::TIMESTAMP_WINDOW.as_secs(),
+        )?;
         let fresh = shared.unwrap_or_else(|| self.nonces.check_and_insert(&key.id, nonce));
         if !fresh {
             return Err(ApiError::SignatureNonceUsed);
@@ -301,7 +303,8 @@ impl App {
     /// Everything after HTTP decoding: the action, the caller, the handler.
     async fn call(self: &Arc<Self>, action: Action, req: &SignedRequest<'_>) -> HResult {
         let account = self.authenticate(req).await?;
-        let params = req.params.clone();
+        let mut params = req.params.clone();
+        params.replace_nul();
         let app = self.clone();
         if action == Action::WaitForChange {
             crate::service::region(&self.cfg, &params)?;
