@@ -2,7 +2,7 @@
 //! what it needs, validates the whole request against the domain rules, then writes.
 //! Handlers never see HTTP; the server never sees SQL.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use palisade_model::*;
 use palisade_store::Tx;
@@ -762,20 +762,23 @@ pub fn authorize(
         }
         new_rules.push(rule);
     }
-    let existing: HashSet<String> = tx
-        .permissions(&group.id)?
-        .iter()
-        .map(Permission::identity)
-        .collect();
+    // Point lookups on the (group, identity) index: the cost of a call does not grow with
+    // the number of rules the group already has.
     let before = new_rules.len();
-    new_rules.retain(|r| !existing.contains(&r.identity()));
-    if new_rules.len() < before && cfg.duplicate_rule == DuplicateRule::Fail {
+    let mut kept = Vec::with_capacity(before);
+    for r in new_rules {
+        if tx.permission_by_identity(&group.id, &r.identity())?.is_none() {
+            kept.push(r);
+        }
+    }
+    if kept.len() < before && cfg.duplicate_rule == DuplicateRule::Fail {
         return Err(ApiError::DuplicatePermission);
     }
-    if existing.len() + new_rules.len() > cfg.rule_quota {
+    let existing = tx.count_permissions(&group.id)? as usize;
+    if existing + kept.len() > cfg.rule_quota {
         return Err(ApiError::AuthorizationLimitExceed);
     }
-    for r in &new_rules {
+    for r in &kept {
         tx.insert_permission(r)?;
     }
     Ok(Reply::new())
@@ -793,13 +796,13 @@ pub fn revoke(
     let rule_ids = p.repeated("SecurityGroupRuleId")?;
     let group = own_group(tx, account, region_id, group_id)?;
     tx.lock_group(&group.id)?;
-    let existing: Vec<Permission> = tx
-        .permissions(&group.id)?
-        .into_iter()
-        .filter(|r| r.direction == dir)
-        .collect();
     let mut doomed: Vec<String> = Vec::new();
     if !rule_ids.is_empty() {
+        let existing: Vec<Permission> = tx
+            .permissions(&group.id)?
+            .into_iter()
+            .filter(|r| r.direction == dir)
+            .collect();
         if !p.struct_list("Permissions")?.is_empty()
             || FLAT_RULE_PARAMS.iter().any(|k| p.opt(k).is_some())
         {
@@ -819,8 +822,6 @@ pub fn revoke(
             doomed.push(id.clone());
         }
     } else {
-        let by_identity: HashMap<String, &Permission> =
-            existing.iter().map(|r| (r.identity(), r)).collect();
         for input in rule_inputs(p, dir)? {
             let parsed = parse_permission(&input, dir, &group)?;
             let rule = match resolve_permission(
@@ -840,8 +841,9 @@ pub fn revoke(
                 }
                 Err(e) => return Err(e),
             };
-            match by_identity.get(&rule.identity()) {
-                Some(r) if !doomed.contains(&r.id) => doomed.push(r.id.clone()),
+            // An index lookup, as in authorize: no scan of the group's rules.
+            match tx.permission_by_identity(&group.id, &rule.identity())? {
+                Some(id) if !doomed.contains(&id) => doomed.push(id),
                 _ => return Err(ApiError::RuleNotExist),
             }
         }

@@ -70,6 +70,12 @@ pub trait Tx {
     /// The group's rules in creation order.
     fn permissions(&mut self, group_id: &str) -> StoreResult<Vec<Permission>>;
     fn count_permissions(&mut self, group_id: &str) -> StoreResult<u64>;
+    /// The id of the group's rule with this identity ([`Permission::identity`]), if any.
+    fn permission_by_identity(
+        &mut self,
+        group_id: &str,
+        identity: &str,
+    ) -> StoreResult<Option<String>>;
     fn insert_permission(&mut self, p: &Permission) -> StoreResult<()>;
     fn update_permission(&mut self, p: &Permission) -> StoreResult<()>;
     fn delete_permission(&mut self, id: &str) -> StoreResult<()>;

@@ -1176,6 +1176,19 @@ impl Tx for PgTx<'_> {
         )
     }
 
+    fn permission_by_identity(
+        &mut self,
+        group_id: &str,
+        identity: &str,
+    ) -> StoreResult<Option<String>> {
+        let ids: Vec<String> = self.list(
+            "SELECT id FROM permissions WHERE group_id = $1 AND identity = $2",
+            &[&group_id, &identity],
+            |r| get(r, 0),
+        )?;
+        Ok(ids.into_iter().next())
+    }
+
     fn insert_permission(&mut self, p: &Permission) -> StoreResult<()> {
         let (cidr, group, owner) = peer_columns(p);
         self.insert(

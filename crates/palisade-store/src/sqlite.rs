@@ -654,6 +654,19 @@ impl Tx for SqliteTx<'_> {
             .map_err(backend)
     }
 
+    fn permission_by_identity(
+        &mut self,
+        group_id: &str,
+        identity: &str,
+    ) -> StoreResult<Option<String>> {
+        self.conn
+            .prepare_cached("SELECT id FROM permissions WHERE group_id = ?1 AND identity = ?2")
+            .map_err(backend)?
+            .query_row(params![group_id, identity], |r| r.get(0))
+            .optional()
+            .map_err(backend)
+    }
+
     fn insert_permission(&mut self, p: &Permission) -> StoreResult<()> {
         let (cidr, group, owner) = match &p.peer {
             Peer::Cidr(c) => (Some(c.as_str()), None, None),
