@@ -1,7 +1,16 @@
-//! SQLite backend: WAL mode, `synchronous=FULL` (a commit is on disk before it returns),
-//! one writer thread that commits a batch of queued jobs per transaction (each job in its
-//! own savepoint, so one job's failure leaves the others intact), and a small pool of
-//! reader connections.
+//! SQLite backend: WAL mode, one writer thread that commits a batch of queued jobs per
+//! transaction (each job in its own savepoint, so one job's failure leaves the others
+//! intact), a syncer thread that makes each commit durable before its jobs are
+//! acknowledged, and a small pool of reader connections.
+//!
+//! Durability: the writer commits with `synchronous=NORMAL` (the WAL is written, not yet
+//! synced), hands the batch to the syncer, and goes on with the next batch; the syncer
+//! fsyncs the WAL file and only then calls each job's `finish`. One fsync covers every
+//! commit written before it began, so an acknowledged change is on disk exactly as with
+//! `synchronous=FULL`, while the writer never waits for the disk. Checkpoints still sync
+//! the WAL before copying it into the database, as SQLite does in NORMAL mode. Another
+//! connection may read a committed batch a moment before it is durable; a crash in that
+//! window loses only changes that were never acknowledged.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -186,10 +195,19 @@ impl SqliteStore {
     pub fn open(path: &Path) -> StoreResult<SqliteStore> {
         let mut conn = open(path)?;
         migrate(&mut conn)?;
+        // The syncer makes commits durable (see the module comment).
+        conn.execute_batch("PRAGMA synchronous=NORMAL")
+            .map_err(backend)?;
         let (tx, rx) = mpsc::channel::<Box<dyn WriteJob>>();
+        let (sync_tx, sync_rx) = mpsc::channel::<Committed>();
+        let wal = wal_path(path);
+        std::thread::Builder::new()
+            .name("palisade-sqlite-sync".into())
+            .spawn(move || syncer_loop(&wal, sync_rx))
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
         std::thread::Builder::new()
             .name("palisade-sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx))
+            .spawn(move || writer_loop(conn, rx, sync_tx))
             .map_err(|e| StoreError::Backend(e.to_string()))?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
@@ -212,7 +230,20 @@ impl SqliteStore {
 
 const MAX_BATCH: usize = 512;
 
-fn writer_loop(conn: Connection, rx: mpsc::Receiver<Box<dyn WriteJob>>) {
+/// A committed (or failed) batch on its way to the syncer.
+type Committed = (Vec<Box<dyn WriteJob>>, Result<(), String>);
+
+fn wal_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-wal");
+    PathBuf::from(name)
+}
+
+fn writer_loop(
+    conn: Connection,
+    rx: mpsc::Receiver<Box<dyn WriteJob>>,
+    sync: mpsc::Sender<Committed>,
+) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -221,15 +252,71 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Box<dyn WriteJob>>) {
                 Err(_) => break,
             }
         }
-        let result = run_batch(&conn, &mut batch);
-        for job in batch {
-            let r = match &result {
-                Ok(()) => Ok(()),
-                Err(e) => Err(StoreError::Backend(e.to_string())),
-            };
-            job.finish(r);
+        let result = run_batch(&conn, &mut batch).map_err(|e| e.to_string());
+        if let Err(mpsc::SendError((batch, _))) = sync.send((batch, result)) {
+            for job in batch {
+                job.finish(Err(StoreError::Closed));
+            }
         }
     }
+}
+
+/// Acknowledges batches in commit order, after an fsync of the WAL that began after
+/// their commit; commits that queue up meanwhile share the next fsync.
+fn syncer_loop(wal: &Path, rx: mpsc::Receiver<Committed>) {
+    let mut file: Option<std::fs::File> = None;
+    let mut dir_synced = false;
+    while let Ok(first) = rx.recv() {
+        let mut pending = vec![first];
+        while let Ok(more) = rx.try_recv() {
+            pending.push(more);
+        }
+        let synced = if pending.iter().any(|(_, r)| r.is_ok()) {
+            sync_wal(wal, &mut file, &mut dir_synced)
+        } else {
+            Ok(())
+        };
+        for (batch, result) in pending {
+            let outcome = match (&result, &synced) {
+                (Err(e), _) => Err(StoreError::Backend(e.clone())),
+                (Ok(()), Err(e)) => Err(StoreError::Backend(format!("fsync of the WAL: {e}"))),
+                (Ok(()), Ok(())) => Ok(()),
+            };
+            for job in batch {
+                let r = match &outcome {
+                    Ok(()) => Ok(()),
+                    Err(e) => Err(StoreError::Backend(e.to_string())),
+                };
+                job.finish(r);
+            }
+        }
+    }
+}
+
+fn sync_wal(
+    wal: &Path,
+    file: &mut Option<std::fs::File>,
+    dir_synced: &mut bool,
+) -> std::io::Result<()> {
+    if file.is_none() {
+        *file = Some(std::fs::File::open(wal)?);
+    }
+    if let Some(f) = file {
+        f.sync_data()?;
+    }
+    // The WAL file is created by the first commit; its directory entry must be durable too.
+    if !*dir_synced {
+        if let Some(dir) = wal.parent() {
+            let dir = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        *dir_synced = true;
+    }
+    Ok(())
 }
 
 fn run_batch(conn: &Connection, batch: &mut [Box<dyn WriteJob>]) -> StoreResult<()> {
