@@ -47,6 +47,7 @@ pub fn describe_enforcement_state(
     }
     let mut named: BTreeSet<String> = groups.clone();
     let mut group_json = Vec::new();
+    let mut names = std::collections::HashMap::new();
     for gid in &groups {
         let Some(g) = tx.group(gid)? else { continue };
         let rules = tx.permissions(&g.id)?;
@@ -55,7 +56,7 @@ pub fn describe_enforcement_state(
             if let Peer::Group { group_id, .. } = &r.peer {
                 named.insert(group_id.clone());
             }
-            perms.push(permission_json(tx, r)?);
+            perms.push(permission_json(tx, &mut names, r)?);
         }
         group_json.push(json!({
             "SecurityGroupId": g.id,

@@ -2,7 +2,7 @@
 //! what it needs, validates the whole request against the domain rules, then writes.
 //! Handlers never see HTTP; the server never sees SQL.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use palisade_model::*;
 use palisade_store::Tx;
@@ -405,11 +405,24 @@ pub fn describe_security_groups(
 }
 
 /// One rule as DescribeSecurityGroupAttribute reports it: every key present, `""` when unset.
-pub fn permission_json(tx: &mut dyn Tx, r: &Permission) -> Result<Value, ApiError> {
+/// `names` caches peer group names for the length of one reply: a group's rules often
+/// name the same few groups, and each lookup is a query.
+pub fn permission_json(
+    tx: &mut dyn Tx,
+    names: &mut HashMap<String, String>,
+    r: &Permission,
+) -> Result<Value, ApiError> {
     let (peer_cidr, peer_group, peer_group_name, peer_owner) = match &r.peer {
         Peer::Cidr(c) => (c.clone(), String::new(), String::new(), String::new()),
         Peer::Group { group_id, owner_id } => {
-            let name = tx.group(group_id)?.map(|g| g.name).unwrap_or_default();
+            let name = match names.get(group_id) {
+                Some(n) => n.clone(),
+                None => {
+                    let n = tx.group(group_id)?.map(|g| g.name).unwrap_or_default();
+                    names.insert(group_id.clone(), n.clone());
+                    n
+                }
+            };
             (String::new(), group_id.clone(), name, owner_id.to_string())
         }
     };
@@ -507,8 +520,9 @@ pub fn describe_security_group_attribute(
         (0, rules.len())
     };
     let mut list = Vec::with_capacity(end - start);
+    let mut names = HashMap::new();
     for r in &rules[start..end] {
-        list.push(permission_json(tx, r)?);
+        list.push(permission_json(tx, &mut names, r)?);
     }
     let mut reply = obj(json!({
         "RegionId": region_id,

@@ -3,7 +3,9 @@
 //! on every request, persistent HTTP/1.1 connections.
 
 use palisade_api::sign::{percent_encode, sign_v1_params};
+use crate::http::{Connection, Reply};
 use serde_json::Value;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -37,11 +39,12 @@ impl std::fmt::Display for CallError {
     }
 }
 
-/// One client (one connection pool); the benchmark gives each worker thread its own.
-#[derive(Clone)]
+/// One client (one persistent connection); the benchmark gives each worker thread its own.
 pub struct EcsClient {
-    agent: ureq::Agent,
-    endpoint: String,
+    /// `host:port` of the endpoint.
+    addr: String,
+    timeout: Duration,
+    conn: Mutex<Option<Connection>>,
     access_key_id: String,
     access_key_secret: String,
     region: String,
@@ -55,19 +58,45 @@ impl EcsClient {
         region: &str,
         timeout: Duration,
     ) -> Self {
-        let agent = ureq::AgentBuilder::new()
-            .timeout_connect(Duration::from_secs(10))
-            .timeout(timeout)
-            .max_idle_connections_per_host(4)
-            .redirects(0)
-            .user_agent(concat!("palisade-bench/", env!("CARGO_PKG_VERSION")))
-            .build();
+        let addr = endpoint
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string();
         EcsClient {
-            agent,
-            endpoint: endpoint.trim_end_matches('/').to_string(),
+            addr,
+            timeout,
+            conn: Mutex::new(None),
             access_key_id: access_key_id.to_string(),
             access_key_secret: access_key_secret.to_string(),
             region: region.to_string(),
+        }
+    }
+
+    /// One request on the persistent connection (opened on first use, and again after
+    /// the server closed it).
+    fn post(&self, action: &str, query: &str) -> std::io::Result<Reply> {
+        let request = format!(
+            "POST /?{query} HTTP/1.1\r\nHost: {}\r\nUser-Agent: palisade-bench/{}\r\n\
+             x-acs-action: {action}\r\nx-acs-version: {API_VERSION}\r\nContent-Length: 0\r\n\r\n",
+            self.addr,
+            env!("CARGO_PKG_VERSION")
+        );
+        let mut slot = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() {
+            *slot = Some(Connection::connect(&self.addr, self.timeout)?);
+        }
+        let conn = slot.as_mut().expect("connected above");
+        match conn.round_trip(request.as_bytes()) {
+            Ok((reply, keep_alive)) => {
+                if !keep_alive {
+                    *slot = None;
+                }
+                Ok(reply)
+            }
+            Err(e) => {
+                *slot = None;
+                Err(e)
+            }
         }
     }
 
@@ -128,7 +157,6 @@ impl EcsClient {
         params: &[(&str, String)],
     ) -> Result<(T, String), CallError> {
         let query = self.signed_query(action, params);
-        let url = format!("{}/?{}", self.endpoint, query);
         let err = |code: String, status: u16, reply: String| CallError {
             code,
             action: action.to_string(),
@@ -136,39 +164,26 @@ impl EcsClient {
             status,
             reply,
         };
-        let res = self
-            .agent
-            .post(&url)
-            .set("x-acs-action", action)
-            .set("x-acs-version", API_VERSION)
-            .send_bytes(&[]);
-        match res {
-            Ok(resp) => {
-                let status = resp.status();
-                let body = resp
-                    .into_string()
-                    .map_err(|e| err("Transport(body)".into(), status, e.to_string()))?;
-                match serde_json::from_str::<T>(&body) {
-                    Ok(v) => Ok((v, body)),
-                    Err(_) => Err(err("BadReply".into(), status, body)),
-                }
+        let reply = self
+            .post(action, &query)
+            .map_err(|e| err(format!("Transport({:?})", e.kind()), 0, e.to_string()))?;
+        let (status, body) = (reply.status, reply.body);
+        if (200..300).contains(&status) {
+            match serde_json::from_str::<T>(&body) {
+                Ok(v) => Ok((v, body)),
+                Err(_) => Err(err("BadReply".into(), status, body)),
             }
-            Err(ureq::Error::Status(status, resp)) => {
-                let body = resp.into_string().unwrap_or_default();
-                let code = serde_json::from_str::<Value>(&body)
-                    .ok()
-                    .and_then(|v| {
-                        v.get("Code")
-                            .or_else(|| v.get("code"))
-                            .and_then(Value::as_str)
-                            .map(str::to_string)
-                    })
-                    .unwrap_or_else(|| format!("HTTP {status}"));
-                Err(err(code, status, body))
-            }
-            Err(ureq::Error::Transport(t)) => {
-                Err(err(format!("Transport({:?})", t.kind()), 0, t.to_string()))
-            }
+        } else {
+            let code = serde_json::from_str::<Value>(&body)
+                .ok()
+                .and_then(|v| {
+                    v.get("Code")
+                        .or_else(|| v.get("code"))
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                })
+                .unwrap_or_else(|| format!("HTTP {status}"));
+            Err(err(code, status, body))
         }
     }
 }

@@ -3,6 +3,7 @@
 //! throughput, client-observed latency, errors and server CPU, and the server's peak RSS.
 
 mod client;
+mod http;
 mod stats;
 mod workload;
 

@@ -13,6 +13,7 @@
 //! window loses only changes that were never acknowledged.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Mutex;
 
@@ -195,15 +196,24 @@ impl SqliteStore {
     pub fn open(path: &Path) -> StoreResult<SqliteStore> {
         let mut conn = open(path)?;
         migrate(&mut conn)?;
-        // The syncer makes commits durable (see the module comment).
-        conn.execute_batch("PRAGMA synchronous=NORMAL")
+        // The syncer makes commits durable (see the module comment); the checkpointer,
+        // not the writer, copies the WAL into the database, so a checkpoint never stalls
+        // the commits queued behind it.
+        conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0")
             .map_err(backend)?;
+        let checkpoint_conn = open(path)?;
+        let dirty = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (tx, rx) = mpsc::channel::<Box<dyn WriteJob>>();
         let (sync_tx, sync_rx) = mpsc::channel::<Committed>();
         let wal = wal_path(path);
+        let flag = dirty.clone();
         std::thread::Builder::new()
             .name("palisade-sqlite-sync".into())
-            .spawn(move || syncer_loop(&wal, sync_rx))
+            .spawn(move || syncer_loop(&wal, sync_rx, flag))
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        std::thread::Builder::new()
+            .name("palisade-sqlite-ckpt".into())
+            .spawn(move || checkpoint_loop(checkpoint_conn, &dirty))
             .map_err(|e| StoreError::Backend(e.to_string()))?;
         std::thread::Builder::new()
             .name("palisade-sqlite-writer".into())
@@ -263,7 +273,7 @@ fn writer_loop(
 
 /// Acknowledges batches in commit order, after an fsync of the WAL that began after
 /// their commit; commits that queue up meanwhile share the next fsync.
-fn syncer_loop(wal: &Path, rx: mpsc::Receiver<Committed>) {
+fn syncer_loop(wal: &Path, rx: mpsc::Receiver<Committed>, dirty: std::sync::Arc<AtomicBool>) {
     let mut file: Option<std::fs::File> = None;
     let mut dir_synced = false;
     while let Ok(first) = rx.recv() {
@@ -272,6 +282,7 @@ fn syncer_loop(wal: &Path, rx: mpsc::Receiver<Committed>) {
             pending.push(more);
         }
         let synced = if pending.iter().any(|(_, r)| r.is_ok()) {
+            dirty.store(true, Ordering::Relaxed);
             sync_wal(wal, &mut file, &mut dir_synced)
         } else {
             Ok(())
@@ -289,6 +300,30 @@ fn syncer_loop(wal: &Path, rx: mpsc::Receiver<Committed>) {
                 };
                 job.finish(r);
             }
+        }
+    }
+}
+
+/// How often the checkpointer looks for new commits to copy into the database.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Copies committed WAL frames into the database (a PASSIVE checkpoint: it never blocks
+/// the writer or readers). SQLite syncs the WAL before and the database after; once a
+/// checkpoint has caught up, the writer starts the WAL over instead of growing it.
+fn checkpoint_loop(conn: Connection, dirty: &std::sync::Arc<AtomicBool>) {
+    loop {
+        std::thread::sleep(CHECKPOINT_EVERY);
+        // The syncer holds the other reference until the store shuts down; then one last
+        // checkpoint, and stop.
+        let last = std::sync::Arc::strong_count(dirty) == 1;
+        if dirty.swap(false, Ordering::Relaxed) {
+            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                eprintln!("palisade: WAL checkpoint failed (will retry): {e}");
+                dirty.store(true, Ordering::Relaxed);
+            }
+        }
+        if last {
+            return;
         }
     }
 }
