@@ -120,9 +120,8 @@ const BIAS: u32 = 0x8000_0000;
 /// Number of keys of a sorted 16-lane block below `v` (both biased).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn count_below(block: &[u32], v: u32) -> usize {
+fn count_below(block: &[u32; LANES], v: u32) -> usize {
     use std::arch::x86_64::*;
-    let block: &[u32; LANES] = block.try_into().expect("block of 16");
     // SAFETY: SSE2 is part of the x86_64 baseline, so the intrinsics are available;
     // the four unaligned 16-byte loads stay inside the 64-byte array.
     let mask = unsafe {
@@ -143,8 +142,7 @@ fn count_below(block: &[u32], v: u32) -> usize {
 /// Number of keys of a sorted 16-lane block below `v` (both biased).
 #[cfg(not(target_arch = "x86_64"))]
 #[inline(always)]
-fn count_below(block: &[u32], v: u32) -> usize {
-    let block: &[u32; LANES] = block.try_into().expect("block of 16");
+fn count_below(block: &[u32; LANES], v: u32) -> usize {
     let mut n = 0u32;
     for &x in block {
         n += ((x as i32) < (v as i32)) as u32;
@@ -160,29 +158,41 @@ fn count_below(block: &[u32], v: u32) -> usize {
 /// bounds). Keys are stored as `bound - 1` (bounds are never 0), [`BIAS`]ed,
 /// followed by 16 `u32::MAX` keys, so "bounds `<= v`" is "keys `< v`" for every
 /// `v` including `u32::MAX`.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 struct Search {
-    /// Number of distinct bounds; 0 = the dimension does not discriminate.
-    n: u32,
     /// First bound.
     base: u32,
     shift: u32,
     /// Directory entries (at least 1 when `n > 0`).
-    dir_len: u32,
+    /// Directory entries minus one.
+    dir_max: u32,
     dir_off: u32,
     key_off: u32,
     set_off: u32,
 }
 
 impl Search {
+    /// Index of the interval holding `v`: the number of bounds at or below it.
+    /// `keys` must be the array this search was built into (see [`Builder::dim`]).
     #[inline(always)]
     fn interval(&self, keys: &[u32], v: u32) -> usize {
-        let j = (v.saturating_sub(self.base) >> self.shift).min(self.dir_len - 1);
-        let mut at = keys[(self.dir_off + j) as usize] as usize;
+        let j = (v.saturating_sub(self.base) >> self.shift).min(self.dir_max);
+        let d = (self.dir_off + j) as usize;
+        debug_assert!(d < keys.len());
+        // SAFETY: `j <= dir_max` and the directory is `keys[dir_off..=dir_off + dir_max]`.
+        // Bounds checks here cost as much as the rest of the lookup.
+        let mut at = unsafe { *keys.get_unchecked(d) } as usize;
         let vb = v ^ BIAS;
         loop {
             let o = self.key_off as usize + at;
-            let c = count_below(&keys[o..o + LANES], vb);
+            debug_assert!(o + LANES <= keys.len());
+            // SAFETY: `at` never exceeds the number of bounds `n`: directory entries
+            // are at most `n`, and the 16 padding keys after the bounds never count
+            // (they hold the largest biased key), so a block can only be all-below
+            // while it lies within the bounds. Keys are `keys[key_off..key_off + n]`
+            // plus the padding, so `o + LANES <= key_off + n + LANES` is in bounds.
+            let block = unsafe { &*(keys.as_ptr().add(o) as *const [u32; LANES]) };
+            let c = count_below(block, vb);
             at += c;
             if c < LANES {
                 return at;
@@ -190,16 +200,72 @@ impl Search {
         }
     }
 
+    /// Fast layout: the two-word set of the interval of `v`. A dimension without
+    /// bounds has a one-entry directory and only padding keys, so it needs no
+    /// special case here.
+    #[inline(always)]
+    fn set2(&self, keys: &[u32], sets: &[u64], v: u32) -> u128 {
+        let k = self.interval(keys, v);
+        // SAFETY: the dimension stores `n + 1` two-word sets from `set_off` and
+        // `interval` returns at most `n` (see there).
+        unsafe { word_pair_unchecked(sets, self.set_off as usize + 2 * k) }
+    }
+
     #[inline(always)]
     fn set<'a>(&self, keys: &[u32], sets: &'a [u64], v: u32, words: usize) -> &'a [u64] {
-        let k = if self.n == 0 {
-            0
-        } else {
-            self.interval(keys, v)
-        };
-        let o = self.set_off as usize + k * words;
+        let o = self.set_off as usize + self.interval(keys, v) * words;
         &sets[o..o + words]
     }
+}
+
+/// Most bounds one directory bucket may hold so that a lookup always ends after
+/// its first 16-lane block (the block then also holds a key of the next bucket or
+/// padding, so fewer than 16 lanes count).
+const BUCKET_MAX: usize = LANES - 1;
+
+/// Largest directory built to reach [`BUCKET_MAX`]; beyond it a lookup may take
+/// more than one block (correct, just slower).
+fn dir_cap(n: usize) -> u64 {
+    (16 * n as u64).clamp(64, 4096)
+}
+
+/// Directory of a dimension (number of bounds before each bucket) and its shift.
+/// Rule bounds cluster (well-known ports, nested CIDRs), so the bucket width is
+/// narrowed until no bucket holds more than [`BUCKET_MAX`] bounds: the data path
+/// then does exactly one block compare, with no data-dependent loop.
+fn directory(bounds: &[u32], base: u32, span: u32) -> (u32, Vec<u32>) {
+    let n = bounds.len();
+    let build = |shift: u32| -> Vec<u32> {
+        (0..=(span >> shift) as u64)
+            .map(|j| {
+                let start = base as u64 + (j << shift);
+                bounds.partition_point(|&b| (b as u64) < start) as u32
+            })
+            .collect()
+    };
+    let fits = |dir: &[u32]| {
+        dir.windows(2)
+            .map(|w| (w[1] - w[0]) as usize)
+            .chain(std::iter::once(
+                n - *dir.last().expect("non-empty") as usize,
+            ))
+            .all(|c| c <= BUCKET_MAX)
+    };
+    if n <= BUCKET_MAX {
+        return (0, vec![0]);
+    }
+    // Start at about two bounds per bucket on evenly spread data.
+    let target = (n / 2).next_power_of_two() as u64;
+    let mut shift = 0;
+    while (span as u64 >> shift) >= target {
+        shift += 1;
+    }
+    let mut dir = build(shift);
+    while shift > 0 && !fits(&dir) && ((span >> (shift - 1)) as u64) < dir_cap(n) {
+        shift -= 1;
+        dir = build(shift);
+    }
+    (shift, dir)
 }
 
 /// Builds the arrays of one direction.
@@ -249,47 +315,24 @@ impl Builder {
                 kept_sets.extend_from_slice(&sets[k * w..(k + 1) * w]);
             }
         }
-        let n = kept_bounds.len();
         let set_off = self.sets.len() as u32;
         self.sets.extend_from_slice(&kept_sets);
-        if n == 0 {
-            return Search {
-                set_off,
-                ..Search::default()
-            };
-        }
-        let base = kept_bounds[0];
-        let span = kept_bounds[n - 1] - base;
-        // About two bounds per bucket on evenly spread data.
-        let target = if n <= LANES {
-            1
-        } else {
-            (n / 2).next_power_of_two().min(4096) as u64
-        };
-        let (shift, dir_len) = if target == 1 {
-            (0, 1)
-        } else {
-            let mut shift = 0;
-            while (span as u64 >> shift) >= target {
-                shift += 1;
-            }
-            (shift, (span >> shift) + 1)
-        };
+        // Without bounds: a one-entry directory and padding keys, so that lookups
+        // need no special case (every value is in interval 0).
+        let base = kept_bounds.first().copied().unwrap_or(0);
+        let span = kept_bounds.last().map_or(0, |&l| l - base);
+        let (shift, dir) = directory(&kept_bounds, base, span);
         let dir_off = self.keys.len() as u32;
-        for j in 0..dir_len as u64 {
-            let start = base as u64 + (j << shift);
-            let before = kept_bounds.partition_point(|&b| (b as u64) < start);
-            self.keys.push(before as u32);
-        }
+        let dir_max = dir.len() as u32 - 1;
+        self.keys.extend(dir);
         let key_off = self.keys.len() as u32;
         self.keys
             .extend(kept_bounds.iter().map(|&b| (b - 1) ^ BIAS));
         self.keys.extend([u32::MAX ^ BIAS; LANES]);
         Search {
-            n: n as u32,
             base,
             shift,
-            dir_len,
+            dir_max,
             dir_off,
             key_off,
             set_off,
@@ -297,11 +340,41 @@ impl Builder {
     }
 }
 
+/// Most rules of a direction handled by the fixed two-word fast path.
+pub(crate) const FAST_RULES: usize = 128;
+
+/// Words `i` and `i + 1` of `v` as one 128-bit set.
+#[inline(always)]
+fn word_pair(v: &[u64], i: usize) -> u128 {
+    let w: &[u64; 2] = v[i..i + 2].try_into().expect("two words");
+    (w[1] as u128) << 64 | w[0] as u128
+}
+
+/// [`word_pair`] without the bounds check, for the data path.
+///
+/// # Safety
+///
+/// `i + 1 < v.len()`.
+#[inline(always)]
+unsafe fn word_pair_unchecked(v: &[u64], i: usize) -> u128 {
+    debug_assert!(i + 1 < v.len());
+    let w = &*(v.as_ptr().add(i) as *const [u64; 2]);
+    (w[1] as u128) << 64 | w[0] as u128
+}
+
 /// The classifier of one direction of one group.
 #[derive(Clone, Debug)]
 pub(crate) struct DirMatcher {
+    /// Words per rule set: 2 when `fast`, else `n.div_ceil(64)`.
     words: usize,
-    /// Rules of this direction in evaluation order.
+    /// Number of rules.
+    pub n: usize,
+    /// At most [`FAST_RULES`] rules: use [`DirMatcher::fast_sets`].
+    pub fast: bool,
+    /// Fast layout: every rule with a group peer.
+    peer_any: u128,
+    /// Rules of this direction in evaluation order, then a sentinel (key
+    /// `Key::MAX`) at index `n`.
     pub rules: Box<[RuleMeta]>,
     /// Slots named by group peers of this direction, and per slot (row) the rules
     /// naming it (`words` words per row).
@@ -324,12 +397,31 @@ pub(crate) struct DirMatcher {
 /// What the classifier needs to know about a packet.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Probe {
-    pub protocol: u8,
-    pub dport: u16,
+    /// Key of the (address kind, protocol class, destination port) dimension,
+    /// computed once per packet rather than per group.
+    class_port: u32,
     pub sport: u16,
     pub local_ip: u32,
     pub remote_ip: u32,
-    pub on_public: bool,
+}
+
+impl Probe {
+    pub fn new(
+        protocol: u8,
+        dport: u16,
+        sport: u16,
+        local_ip: u32,
+        remote_ip: u32,
+        on_public: bool,
+    ) -> Probe {
+        let class = PROTO_CLASS[protocol as usize] as usize;
+        Probe {
+            class_port: class_key(on_public, class, dport),
+            sport,
+            local_ip,
+            remote_ip,
+        }
+    }
 }
 
 impl DirMatcher {
@@ -347,7 +439,9 @@ impl DirMatcher {
             .collect();
         order.sort_by_key(|&i| (order_key(spec.rules[i].priority, spec.rules[i].policy), i));
         let n = order.len();
-        let words = n.div_ceil(64).max(1);
+        // Up to FAST_RULES rules: always two words, so the data path works on fixed
+        // `u128` sets with no per-group word loop.
+        let words = if n <= FAST_RULES { 2 } else { n.div_ceil(64) };
         let vpc = spec.is_vpc();
 
         let sport_rules = order
@@ -444,6 +538,23 @@ impl DirMatcher {
             .map(|k| rules.partition_point(|r: &RuleMeta| (r.key as usize) < k) as u16)
             .collect::<Vec<u16>>()
             .into_boxed_slice();
+        // Sentinel at index `n`: "no match" is position n with key `Key::MAX`, so
+        // the fast path reads a key without branching on an empty set.
+        rules.push(RuleMeta {
+            key: Key::MAX,
+            rule_index: u16::MAX,
+            checks: 0,
+            sport_lo: 0,
+            sport_hi: 0,
+            local_lo: 0,
+            local_hi: 0,
+        });
+        let mut peer_any = 0u128;
+        if n <= FAST_RULES {
+            for row in 0..peer_rows.len() {
+                peer_any |= word_pair(&peer_masks, row * 2);
+            }
+        }
         let mut b = Builder {
             words,
             keys: Vec::new(),
@@ -455,7 +566,10 @@ impl DirMatcher {
         let local = classify_local.then(|| b.dim(&locals, u32::MAX));
         DirMatcher {
             words,
-            min_key: rules.first().map_or(Key::MAX, |r| r.key),
+            n,
+            fast: n <= FAST_RULES,
+            peer_any,
+            min_key: rules[0].key,
             rules: rules.into_boxed_slice(),
             peer_rows: peer_rows.into_boxed_slice(),
             peer_masks: peer_masks.into_boxed_slice(),
@@ -475,15 +589,80 @@ impl DirMatcher {
     pub fn lookup(&self, p: &Probe) -> Sets<'_> {
         let w = self.words;
         let (keys, sets) = (&*self.keys, &*self.sets);
-        let class = PROTO_CLASS[p.protocol as usize] as usize;
         Sets {
-            class_port: self
-                .class_port
-                .set(keys, sets, class_key(p.on_public, class, p.dport), w),
+            class_port: self.class_port.set(keys, sets, p.class_port, w),
             remote: self.remote.set(keys, sets, p.remote_ip, w),
             sport: self.sport.map(|d| d.set(keys, sets, p.sport as u32, w)),
             local: self.local.map(|d| d.set(keys, sets, p.local_ip, w)),
         }
+    }
+
+    /// Fast layout: the rules accepting the packet in every classified dimension,
+    /// split into CIDR-peer rules (`.0`, complete) and group-peer rules (`.1`,
+    /// membership not yet checked). Group peers are kept apart so that the
+    /// membership lookup can be skipped when none of them could win.
+    #[inline(always)]
+    pub fn fast_sets(&self, p: &Probe) -> (u128, u128) {
+        let (keys, sets) = (&*self.keys, &*self.sets);
+        let mut m = self.class_port.set2(keys, sets, p.class_port);
+        if let Some(d) = self.sport {
+            m &= d.set2(keys, sets, p.sport as u32);
+        }
+        if let Some(d) = self.local {
+            m &= d.set2(keys, sets, p.local_ip);
+        }
+        let remote = self.remote.set2(keys, sets, p.remote_ip);
+        (m & remote, m & self.peer_any)
+    }
+
+    /// Fast layout: position of the first rule of `m` passing its post-filter
+    /// checks, `n` (the sentinel) when none does.
+    #[inline(always)]
+    pub fn fast_first(&self, mut m: u128, p: &Probe) -> usize {
+        let i = (m.trailing_zeros() as usize).min(self.n);
+        if self.rule(i).checks == 0 {
+            return i;
+        }
+        // Rare: the first candidate restricts the source port or local address.
+        while m != 0 {
+            let i = m.trailing_zeros() as usize;
+            if self.rules[i].accepts(p) {
+                return i;
+            }
+            m &= m - 1;
+        }
+        self.n
+    }
+
+    /// The rule at evaluation position `i <= n` (`n` is the sentinel), without a
+    /// bounds check (`rules` has `n + 1` entries).
+    #[inline(always)]
+    pub fn rule(&self, i: usize) -> &RuleMeta {
+        assert!(i <= self.n);
+        debug_assert_eq!(self.rules.len(), self.n + 1);
+        // SAFETY: `rules.len() == n + 1` by construction and `i <= n` (checked
+        // above; the compiler folds that check into the callers' `min(n)`).
+        unsafe { self.rules.get_unchecked(i) }
+    }
+
+    /// Fast layout: position of the first group-peer candidate (`n` if none),
+    /// a lower bound on where a membership-dependent match could be.
+    #[inline(always)]
+    pub fn fast_first_candidate(&self, m: u128) -> usize {
+        (m.trailing_zeros() as usize).min(self.n)
+    }
+
+    /// Fast layout: the group-peer rules whose group the remote address is a
+    /// member of (`remote_in` as in [`DirMatcher::first_match`]).
+    #[inline]
+    pub fn fast_peer_hits(&self, remote_in: &[(u32, u32)]) -> u128 {
+        let mut hits = 0u128;
+        for (row, slot) in self.peer_rows.iter().enumerate() {
+            if remote_in.iter().any(|&(m, _)| m == *slot) {
+                hits |= word_pair(&self.peer_masks, row * 2);
+            }
+        }
+        hits
     }
 
     /// Phase 2: position (in evaluation order) of the first rule matching the

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::compile::{self, CompiledGroup, DirMatcher, Key, Probe, Sets};
+use crate::compile::{self, CompiledGroup, Key, Probe};
 use crate::hash::{FastBuild, FastMap, IdKey};
 use crate::types::{Direction, GroupSpec, Nic, Packet, Policy, Rule};
 
@@ -101,6 +101,18 @@ pub struct Verdict {
 
 type Members = FastMap<u32, u32>;
 
+/// Evaluation order of a candidate rule across a NIC's groups as one integer:
+/// order key, then group position, then position in the group's evaluation
+/// order (lower wins). A "no match" sentinel has key `Key::MAX` and ranks after
+/// every rule.
+#[inline(always)]
+fn rank(key: Key, pos: usize, i: usize) -> u64 {
+    (key as u64) << 40 | (pos as u64) << 32 | i as u64
+}
+
+/// Ranks at or above this are "no match" (key `Key::MAX`).
+const NO_RANK: u64 = (Key::MAX as u64) << 40;
+
 /// A group id known to the engine: defined (compiled), named in NICs' group lists,
 /// or named by `Peer::Group` rules. Slots are freed when none of these hold.
 #[derive(Clone, Debug)]
@@ -137,6 +149,35 @@ impl NicEntry {
     }
 }
 
+/// A NIC resolved once with [`Engine::nic_handle`], for deciding many packets of
+/// the same NIC without looking its id up each time (a data path resolves its
+/// interfaces once). It stays valid while the NIC exists, across upserts of it;
+/// once the NIC is removed it names nothing ([`Engine::decide_handle`] answers
+/// `None`), even if another NIC takes its place. Valid for clones of the engine
+/// too, for as long as the NIC exists in the clone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct NicHandle {
+    index: u32,
+    generation: u32,
+}
+
+/// The NIC table's value: the entry (read by id lookups) and its slab index.
+#[derive(Clone, Copy, Debug)]
+struct NicRecord {
+    index: u32,
+    entry: NicEntry,
+}
+
+/// A slab cell. The entry is a copy of the record's, so that a decision by id
+/// needs one table lookup and a decision by handle one array load.
+#[derive(Clone, Copy, Debug)]
+struct NicCell {
+    /// Bumped when the NIC is removed, invalidating its handles.
+    generation: u32,
+    live: bool,
+    entry: NicEntry,
+}
+
 /// The decision engine. Cloning is cheap (tables are shared copy-on-write, compiled
 /// groups are shared); a clone is independent, so a what-if is: clone, apply the
 /// proposed change, ask. The first change to a clone copies the touched table
@@ -147,7 +188,10 @@ pub struct Engine {
     names: Arc<FastMap<Arc<str>, u32>>,
     slots: Arc<Vec<Slot>>,
     free: Vec<u32>,
-    nics: Arc<FastMap<IdKey, NicEntry>>,
+    nics: Arc<FastMap<IdKey, NicRecord>>,
+    /// NICs by handle index.
+    nic_slab: Arc<Vec<NicCell>>,
+    nic_free: Vec<u32>,
     /// Reverse membership index: private IP → (slot, number of member NICs with
     /// that IP) for every group it is a member of. Lets a decision find all the
     /// remote address's groups with one lookup.
@@ -169,6 +213,8 @@ impl Engine {
             slots: Arc::new(Vec::new()),
             free: Vec::new(),
             nics: Arc::new(FastMap::with_hasher(hasher)),
+            nic_slab: Arc::new(Vec::new()),
+            nic_free: Vec::new(),
             ip_index: Arc::new(FastMap::with_hasher(hasher)),
         }
     }
@@ -190,7 +236,8 @@ impl Engine {
 
     /// The NIC as last upserted (groups de-duplicated).
     pub fn nic(&self, id: &str) -> Option<Nic> {
-        let (k, e) = self.nics.get_key_value(id.as_bytes())?;
+        let (k, r) = self.nics.get_key_value(id.as_bytes())?;
+        let e = &r.entry;
         Some(Nic {
             id: k.to_string_lossy(),
             groups: e
@@ -215,7 +262,7 @@ impl Engine {
 
     /// Group id and rule a [`RuleRef`] names for this NIC.
     pub fn resolve(&self, nic_id: &str, r: RuleRef) -> Option<(&str, &Rule)> {
-        let e = self.nics.get(nic_id.as_bytes())?;
+        let e = &self.nics.get(nic_id.as_bytes())?.entry;
         let s = *e.slots().get(r.group as usize)?;
         let slot = &self.slots[s as usize];
         let g = slot.group.as_ref()?;
@@ -224,7 +271,7 @@ impl Engine {
 
     /// Id of the group at a position of the NIC's group list.
     pub fn nic_group_id(&self, nic_id: &str, pos: u8) -> Option<&str> {
-        let e = self.nics.get(nic_id.as_bytes())?;
+        let e = &self.nics.get(nic_id.as_bytes())?.entry;
         let s = *e.slots().get(pos as usize)?;
         Some(&self.slots[s as usize].id)
     }
@@ -348,7 +395,35 @@ impl Engine {
         }
         // Join the new groups before leaving the old ones so shared slots survive.
         self.join(&entry);
-        let old = Arc::make_mut(&mut self.nics).insert(IdKey::new(&nic.id), entry);
+        let old = match Arc::make_mut(&mut self.nics).get_mut(nic.id.as_bytes()) {
+            Some(r) => {
+                let old = std::mem::replace(&mut r.entry, entry);
+                Arc::make_mut(&mut self.nic_slab)[r.index as usize].entry = entry;
+                Some(old)
+            }
+            None => {
+                let slab = Arc::make_mut(&mut self.nic_slab);
+                let index = match self.nic_free.pop() {
+                    Some(i) => {
+                        let cell = &mut slab[i as usize];
+                        cell.live = true;
+                        cell.entry = entry;
+                        i
+                    }
+                    None => {
+                        slab.push(NicCell {
+                            generation: 0,
+                            live: true,
+                            entry,
+                        });
+                        (slab.len() - 1) as u32
+                    }
+                };
+                Arc::make_mut(&mut self.nics)
+                    .insert(IdKey::new(&nic.id), NicRecord { index, entry });
+                None
+            }
+        };
         if let Some(old) = old {
             self.leave(&old);
         }
@@ -361,7 +436,13 @@ impl Engine {
             return false;
         }
         if let Some(old) = Arc::make_mut(&mut self.nics).remove(id.as_bytes()) {
-            self.leave(&old);
+            let cell = &mut Arc::make_mut(&mut self.nic_slab)[old.index as usize];
+            cell.live = false;
+            // Wraps after 2^32 removals at one index; a handle kept that long
+            // could then name a later NIC.
+            cell.generation = cell.generation.wrapping_add(1);
+            self.nic_free.push(old.index);
+            self.leave(&old.entry);
         }
         true
     }
@@ -420,10 +501,45 @@ impl Engine {
     /// The verdict for a packet at a NIC. No allocation (except for the error).
     #[inline]
     pub fn decide(&self, nic_id: &str, p: &Packet) -> Result<Verdict, EngineError> {
-        let Some(e) = self.nics.get(nic_id.as_bytes()) else {
+        let Some(r) = self.nics.get(nic_id.as_bytes()) else {
             return Err(EngineError::UnknownNic(nic_id.to_string()));
         };
-        Ok(self.decide_entry(e, p))
+        Ok(self.decide_entry(&r.entry, p))
+    }
+
+    /// The handle of a NIC, for [`Engine::decide_handle`].
+    pub fn nic_handle(&self, nic_id: &str) -> Option<NicHandle> {
+        let r = self.nics.get(nic_id.as_bytes())?;
+        Some(NicHandle {
+            index: r.index,
+            generation: self.nic_slab[r.index as usize].generation,
+        })
+    }
+
+    /// [`Engine::decide`] for a NIC resolved earlier: the same verdict, without
+    /// hashing the id. `None` if the NIC has been removed since.
+    #[inline]
+    pub fn decide_handle(&self, h: NicHandle, p: &Packet) -> Option<Verdict> {
+        let c = self.nic_slab.get(h.index as usize)?;
+        if c.generation != h.generation {
+            return None;
+        }
+        // Removal bumps the generation, so a matching one means a live NIC.
+        debug_assert!(c.live);
+        Some(self.decide_entry(&c.entry, p))
+    }
+
+    /// [`Engine::decide_handle`] for many packets: `out[i]` is the verdict for
+    /// `packets[i]`.
+    ///
+    /// # Panics
+    ///
+    /// If `out` and `packets` differ in length.
+    pub fn decide_batch(&self, packets: &[(NicHandle, Packet)], out: &mut [Option<Verdict>]) {
+        assert_eq!(packets.len(), out.len(), "one output per packet");
+        for ((h, p), o) in packets.iter().zip(out.iter_mut()) {
+            *o = self.decide_handle(*h, p);
+        }
     }
 
     #[inline]
@@ -445,93 +561,106 @@ impl Engine {
         }
     }
 
+    /// Groups the remote address is a member of (slot, member NICs with it).
+    #[inline]
+    fn remote_groups(&self, ip: u32) -> &[(u32, u32)] {
+        self.ip_index.get(&ip).map_or(&[][..], |v| v.as_slice())
+    }
+
     /// Evaluate `p` as a new connection.
     #[inline]
     fn new_connection(&self, e: &NicEntry, p: &Packet) -> (Policy, Basis) {
         let slots: &[Slot] = &self.slots;
         let on_public = e.has_public && e.public_ip == p.local_ip;
         let dir = p.direction.index();
+        let (dport, sport) = p.dst_src_ports();
+        let probe = Probe::new(p.protocol, dport, sport, p.local_ip, p.remote_ip, on_public);
 
+        // Phase 1, one pass over the groups: each group's first match among its
+        // CIDR-peer rules, and its group-peer candidates (membership unchecked).
+        // Groups are independent (no running cut-off), so their lookups overlap
+        // in the CPU; the winner is the least (key, group position, rule
+        // position), see `rank`.
         let mut groups: [Option<&CompiledGroup>; MAX_GROUPS_PER_NIC] = [None; MAX_GROUPS_PER_NIC];
         let mut enterprise = false;
         let mut inner = false;
-        let mut peers = false;
-        for (pos, &s) in e.slots().iter().enumerate() {
-            if let Some(g) = &slots[s as usize].group {
-                groups[pos] = Some(g);
-                enterprise |= g.enterprise;
-                inner |= g.inner_accept;
-                peers |= g.has_group_peers[dir];
+        let mut best = NO_RANK;
+        // Rank of the first group-peer candidate: a lower bound on any match that
+        // depends on membership.
+        let mut peer_bound = NO_RANK;
+        let mut peer_cands = [0u128; MAX_GROUPS_PER_NIC];
+        for (pos, (&s, slot)) in e.slots().iter().zip(groups.iter_mut()).enumerate() {
+            let Some(g) = &slots[s as usize].group else {
+                continue;
+            };
+            *slot = Some(g);
+            enterprise |= g.enterprise;
+            inner |= g.inner_accept;
+            let m = &g.dirs[dir];
+            if m.min_key == Key::MAX {
+                continue;
+            }
+            if m.fast {
+                let (cidr, peer) = m.fast_sets(&probe);
+                let i = m.fast_first(cidr, &probe);
+                best = best.min(rank(m.rule(i).key, pos, i));
+                if peer != 0 {
+                    let j = m.fast_first_candidate(peer);
+                    peer_bound = peer_bound.min(rank(m.rule(j).key, pos, j));
+                    peer_cands[pos] = peer;
+                }
+            } else {
+                let sets = m.lookup(&probe);
+                if let Some(i) = m.first_match(&sets, &probe, Key::MAX, &[]) {
+                    best = best.min(rank(m.rule(i).key, pos, i));
+                }
+                if g.has_group_peers[dir] {
+                    peer_bound = 0;
+                }
             }
         }
 
         // Membership only matters on the private address (inner access and group
-        // peers never apply on the public one): the groups the remote address is
-        // a member of, looked up once.
-        let remote_in: &[(u32, u32)] = if !on_public && (inner || peers) {
-            self.ip_index
-                .get(&p.remote_ip)
-                .map_or(&[][..], |v| v.as_slice())
-        } else {
-            &[]
-        };
-        if inner && !remote_in.is_empty() {
-            // Inner access overrides rules: the remote address must belong to
-            // another member NIC of a shared normal group with inner access accept.
-            let own = (p.remote_ip == e.private_ip) as u32;
-            for (pos, &s) in e.slots().iter().enumerate() {
-                if groups[pos].is_some_and(|g| g.inner_accept)
-                    && remote_in.iter().any(|&(m, count)| m == s && count > own)
-                {
-                    return (Policy::Accept, Basis::InnerAccess { group: pos as u8 });
+        // peers never apply on the public one). Inner access overrides rules;
+        // group-peer rules are looked at only if one could beat the winner so
+        // far, which skips the membership lookup for most packets.
+        if !on_public && (inner || peer_bound < best) {
+            let remote_in = self.remote_groups(p.remote_ip);
+            if !remote_in.is_empty() {
+                if inner {
+                    // The remote address must belong to another member NIC of a
+                    // shared normal group with inner access accept.
+                    let own = (p.remote_ip == e.private_ip) as u32;
+                    for (pos, &s) in e.slots().iter().enumerate() {
+                        if groups[pos].is_some_and(|g| g.inner_accept)
+                            && remote_in.iter().any(|&(m, count)| m == s && count > own)
+                        {
+                            return (Policy::Accept, Basis::InnerAccess { group: pos as u8 });
+                        }
+                    }
+                }
+                if peer_bound < best {
+                    best = self.peer_phase(&groups, dir, &probe, &peer_cands, remote_in, best);
                 }
             }
         }
 
-        let (dport, sport) = p.dst_src_ports();
-        let probe = Probe {
-            protocol: p.protocol,
-            dport,
-            sport,
-            local_ip: p.local_ip,
-            remote_ip: p.remote_ip,
-            on_public,
-        };
-
-        // Phase 1: interval lookups of every group (independent of each other).
-        let mut found: [Option<(u8, &DirMatcher, Sets<'_>)>; MAX_GROUPS_PER_NIC] =
-            [None; MAX_GROUPS_PER_NIC];
-        let mut n = 0;
-        for (pos, g) in groups.iter().enumerate() {
-            if let Some(g) = g {
-                let m = &g.dirs[dir];
-                if m.min_key != Key::MAX {
-                    found[n] = Some((pos as u8, m, m.lookup(&probe)));
-                    n += 1;
-                }
-            }
-        }
-        // Phase 2: each group's first match among the rules that could still win;
-        // an earlier group wins ties, so later groups must be strictly better.
-        let mut best_key: Key = Key::MAX;
-        let mut best: Option<(u8, u16)> = None;
-        for (pos, m, sets) in found[..n].iter().flatten() {
-            if m.min_key >= best_key {
-                continue;
-            }
-            if let Some(i) = m.first_match(sets, &probe, best_key, remote_in) {
-                let meta = &m.rules[i];
-                best_key = meta.key;
-                best = Some((*pos, meta.rule_index));
-            }
-        }
-        if let Some((group, rule)) = best {
-            let action = if best_key & 1 == 0 {
+        if best < NO_RANK {
+            let pos = ((best >> 32) & 0xFF) as usize;
+            let i = (best & 0xFFFF_FFFF) as usize;
+            let meta = groups[pos].expect("winner's group").dirs[dir].rule(i);
+            let action = if meta.key & 1 == 0 {
                 Policy::Drop
             } else {
                 Policy::Accept
             };
-            return (action, Basis::Rule(RuleRef { group, rule }));
+            return (
+                action,
+                Basis::Rule(RuleRef {
+                    group: pos as u8,
+                    rule: meta.rule_index,
+                }),
+            );
         }
         if p.direction == Direction::Egress && !enterprise {
             (Policy::Accept, Basis::Default)
@@ -540,10 +669,42 @@ impl Engine {
         }
     }
 
+    /// Phase 2 of [`Engine::new_connection`]: the best of `best` and every
+    /// group's first match among its group-peer rules whose group `remote_in`
+    /// holds. Kept out of line: most packets never get here.
+    #[inline(never)]
+    fn peer_phase(
+        &self,
+        groups: &[Option<&CompiledGroup>; MAX_GROUPS_PER_NIC],
+        dir: usize,
+        probe: &Probe,
+        peer_cands: &[u128; MAX_GROUPS_PER_NIC],
+        remote_in: &[(u32, u32)],
+        mut best: u64,
+    ) -> u64 {
+        for (pos, g) in groups.iter().enumerate() {
+            let Some(g) = g else { continue };
+            let m = &g.dirs[dir];
+            if m.fast {
+                let hits = peer_cands[pos] & m.fast_peer_hits(remote_in);
+                if hits != 0 {
+                    let i = m.fast_first(hits, probe);
+                    best = best.min(rank(m.rule(i).key, pos, i));
+                }
+            } else if g.has_group_peers[dir] && m.min_key != Key::MAX {
+                let sets = m.lookup(probe);
+                if let Some(i) = m.first_match(&sets, probe, Key::MAX, remote_in) {
+                    best = best.min(rank(m.rule(i).key, pos, i));
+                }
+            }
+        }
+        best
+    }
+
     /// Private API for the explanation builder: the NIC's defined groups with their
     /// position, plus addressing.
     pub(crate) fn nic_view(&self, nic_id: &str) -> Option<NicView<'_>> {
-        let e = self.nics.get(nic_id.as_bytes())?;
+        let e = &self.nics.get(nic_id.as_bytes())?.entry;
         let groups = e
             .slots()
             .iter()
@@ -599,6 +760,19 @@ impl Engine {
         }
         if self.names.len() != self.slots.iter().filter(|s| s.live).count() {
             return Err("name index and live slots differ".into());
+        }
+        for (id, r) in self.nics.iter() {
+            let c = self.nic_slab.get(r.index as usize);
+            if !c.is_some_and(|c| c.live && c.entry.slots() == r.entry.slots()) {
+                return Err(format!(
+                    "NIC {} and its slab cell differ",
+                    id.to_string_lossy()
+                ));
+            }
+        }
+        let live = self.nic_slab.iter().filter(|c| c.live).count();
+        if live != self.nics.len() || live + self.nic_free.len() != self.nic_slab.len() {
+            return Err("NIC slab, free list and NIC table disagree".into());
         }
         Ok(())
     }

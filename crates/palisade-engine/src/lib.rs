@@ -90,7 +90,9 @@ mod hash;
 pub mod reference;
 mod types;
 
-pub use engine::{Basis, Engine, EngineError, Reason, RuleRef, Verdict, MAX_GROUPS_PER_NIC};
+pub use engine::{
+    Basis, Engine, EngineError, NicHandle, Reason, RuleRef, Verdict, MAX_GROUPS_PER_NIC,
+};
 pub use explain::{DecidedBy, Explanation, Mismatch, PassedOver, RuleInfo};
 pub use types::{
     fmt_ipv4, ipproto, parse_ipv4, Cidr4, Direction, GroupKind, GroupSpec, Nic, NicType, Packet,

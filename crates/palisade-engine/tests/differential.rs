@@ -179,6 +179,8 @@ impl Gen {
         let n_rules = match rng.below(10) {
             0 => 0,
             1 => 60 + rng.below(80) as usize, // crosses the 64-bit word boundary
+            // Over 128 rules in a direction: the general (not two-word) path.
+            2 if rng.chance(15) => 260 + rng.below(60) as usize,
             _ => 2 + rng.below(24) as usize,
         };
         let rules = (0..n_rules)
@@ -279,6 +281,7 @@ fn engine_agrees_with_reference() {
     let mut rng = Rng(seed);
     let mut compared = 0u64;
     let mut explained = 0u64;
+    let mut batched = 0u64;
     let mut by_kind = [0u64; 4]; // rule, default, inner, reply
     for world in 0..worlds {
         let mut g = Gen {
@@ -312,7 +315,14 @@ fn engine_agrees_with_reference() {
             }
         }
 
+        // Handles taken in earlier rounds (they must survive upserts of their NIC)
+        // and handles of removed NICs (they must name nothing, even after the id
+        // or the slab cell is reused).
+        let mut handles: std::collections::HashMap<String, NicHandle> = Default::default();
+        let mut stale: Vec<NicHandle> = Vec::new();
         for round in 0..4 {
+            let mut batch: Vec<(NicHandle, Packet)> = Vec::new();
+            let mut batch_want: Vec<Option<Verdict>> = Vec::new();
             let nics: Vec<Nic> = {
                 let mut v: Vec<Nic> = reference.nics.values().cloned().collect();
                 v.sort_by(|a, b| a.id.cmp(&b.id));
@@ -337,6 +347,21 @@ fn engine_agrees_with_reference() {
                         _ => String::new(),
                     }
                 );
+                // The handle paths: the same verdict (hence the same deciding rule)
+                // from a fresh handle and from one kept since an earlier round.
+                let h = engine.nic_handle(&nic.id).expect("handle of a known NIC");
+                assert_eq!(
+                    engine.decide_handle(h, &p),
+                    Some(got),
+                    "decide_handle, world {world}"
+                );
+                let kept = *handles.entry(nic.id.clone()).or_insert(h);
+                assert_eq!(
+                    kept, h,
+                    "handle changed while the NIC existed, world {world}"
+                );
+                batch.push((h, p));
+                batch_want.push(Some(got));
                 compared += 1;
                 by_kind[match (&want.decider, want.reply) {
                     (_, true) => 3,
@@ -382,7 +407,16 @@ fn engine_agrees_with_reference() {
             if let Some(n0) = nics.first() {
                 let unknown = engine.decide("eni-missing", &g.packet(&mut rng, n0));
                 assert!(matches!(unknown, Err(EngineError::UnknownNic(_))));
+                assert_eq!(engine.nic_handle("eni-missing"), None);
+                for &h in &stale {
+                    batch.push((h, g.packet(&mut rng, n0)));
+                    batch_want.push(None);
+                }
             }
+            let mut out = vec![None; batch.len()];
+            engine.decide_batch(&batch, &mut out);
+            assert_eq!(out, batch_want, "decide_batch, world {world} round {round}");
+            batched += batch.len() as u64;
 
             // Random updates between rounds, applied to both.
             for _ in 0..rng.below(6) {
@@ -405,7 +439,12 @@ fn engine_agrees_with_reference() {
                     }
                     _ => {
                         let id = format!("eni-{}", rng.below(n_nics as u64 + 2));
+                        let h = engine.nic_handle(&id);
                         assert_eq!(engine.remove_nic(&id), reference.remove_nic(&id));
+                        if let Some(h) = h {
+                            handles.remove(&id);
+                            stale.push(h);
+                        }
                     }
                 }
             }
@@ -418,7 +457,7 @@ fn engine_agrees_with_reference() {
         }
     }
     eprintln!(
-        "compared {compared} verdicts ({} by rule, {} default, {} inner access, {} replies), {explained} explanations",
+        "compared {compared} verdicts ({} by rule, {} default, {} inner access, {} replies), {explained} explanations, {batched} batched",
         by_kind[0], by_kind[1], by_kind[2], by_kind[3]
     );
     assert!(compared > worlds * 100);
