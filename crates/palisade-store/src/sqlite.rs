@@ -146,6 +146,8 @@ fn backend(e: rusqlite::Error) -> StoreError {
 
 fn open(path: &Path) -> StoreResult<Connection> {
     let conn = Connection::open(path).map_err(backend)?;
+    // The default 16 is fewer statements than one authorize runs; evictions meant re-parsing.
+    conn.set_prepared_statement_cache_capacity(128);
     conn.busy_timeout(std::time::Duration::from_secs(10))
         .map_err(backend)?;
     conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
@@ -354,18 +356,28 @@ fn sync_wal(
     Ok(())
 }
 
+/// Runs one fixed statement through the statement cache: the writer issues these several
+/// times per job, and parsing them each time showed up in its profile.
+fn exec(conn: &Connection, sql: &str) -> StoreResult<()> {
+    conn.prepare_cached(sql)
+        .and_then(|mut st| st.execute([]))
+        .map(drop)
+        .map_err(backend)
+}
+
 fn run_batch(conn: &Connection, batch: &mut [Box<dyn WriteJob>]) -> StoreResult<()> {
-    conn.execute_batch("BEGIN IMMEDIATE").map_err(backend)?;
+    exec(conn, "BEGIN IMMEDIATE")?;
     for job in batch.iter_mut() {
         let step = (|| -> StoreResult<()> {
-            conn.execute_batch("SAVEPOINT job").map_err(backend)?;
+            exec(conn, "SAVEPOINT job")?;
             let keep = job.run(&mut SqliteTx { conn });
             match keep {
-                Ok(true) => conn.execute_batch("RELEASE job").map_err(backend),
+                Ok(true) => exec(conn, "RELEASE job"),
                 // The job refused (a validation error) or failed: undo only its changes.
-                Ok(false) | Err(_) => conn
-                    .execute_batch("ROLLBACK TO job; RELEASE job")
-                    .map_err(backend),
+                Ok(false) | Err(_) => {
+                    exec(conn, "ROLLBACK TO job")?;
+                    exec(conn, "RELEASE job")
+                }
             }
         })();
         if let Err(e) = step {
@@ -373,9 +385,9 @@ fn run_batch(conn: &Connection, batch: &mut [Box<dyn WriteJob>]) -> StoreResult<
             return Err(e);
         }
     }
-    if let Err(e) = conn.execute_batch("COMMIT") {
+    if let Err(e) = exec(conn, "COMMIT") {
         let _ = conn.execute_batch("ROLLBACK");
-        return Err(backend(e));
+        return Err(e);
     }
     Ok(())
 }
