@@ -150,6 +150,51 @@ fn count_below(block: &[u32; LANES], v: u32) -> usize {
     n as usize
 }
 
+/// How a 16-lane block of keys is counted. The data path is generic over it and
+/// compiled once per implementation; the engine picks one from the CPU's
+/// features when it is created (see `Engine::decide_entry`).
+pub(crate) trait Lanes {
+    /// Number of keys of a sorted block below `v` (both biased).
+    fn count_below(block: &[u32; LANES], v: u32) -> usize;
+}
+
+/// Baseline instructions (SSE2 on x86_64).
+pub(crate) struct Baseline;
+
+impl Lanes for Baseline {
+    #[inline(always)]
+    fn count_below(block: &[u32; LANES], v: u32) -> usize {
+        count_below(block, v)
+    }
+}
+
+/// AVX2: two 8-lane compares instead of four 4-lane compares and three packs.
+/// Only for code compiled with AVX2 enabled and run after AVX2 was detected:
+/// the engine instantiates it solely inside its `#[target_feature(enable =
+/// "avx2")]` entry point, which it calls only when the CPU has AVX2.
+#[cfg(target_arch = "x86_64")]
+pub(crate) struct Avx2;
+
+#[cfg(target_arch = "x86_64")]
+impl Lanes for Avx2 {
+    #[inline(always)]
+    fn count_below(block: &[u32; LANES], v: u32) -> usize {
+        use std::arch::x86_64::*;
+        // SAFETY: AVX2 is available (see the type's documentation); the two
+        // unaligned 32-byte loads stay inside the 64-byte array.
+        let mask = unsafe {
+            let p = block.as_ptr() as *const __m256i;
+            let vv = _mm256_set1_epi32(v as i32);
+            let a = _mm256_cmpgt_epi32(vv, _mm256_loadu_si256(p));
+            let b = _mm256_cmpgt_epi32(vv, _mm256_loadu_si256(p.add(1)));
+            _mm256_movemask_ps(_mm256_castsi256_ps(a)) as u32
+                | (_mm256_movemask_ps(_mm256_castsi256_ps(b)) as u32) << 8
+        };
+        // The block is sorted, so the lanes below `v` are a prefix.
+        (!mask).trailing_zeros() as usize
+    }
+}
+
 /// One dimension cut into elementary intervals. The interval of a value is the
 /// number of interval starts ("bounds") at or below it, found in two dependent
 /// steps: a directory indexed by the value's high bits (relative to the first
@@ -175,7 +220,7 @@ impl Search {
     /// Index of the interval holding `v`: the number of bounds at or below it.
     /// `keys` must be the array this search was built into (see [`Builder::dim`]).
     #[inline(always)]
-    fn interval(&self, keys: &[u32], v: u32) -> usize {
+    fn interval<L: Lanes>(&self, keys: &[u32], v: u32) -> usize {
         let j = (v.saturating_sub(self.base) >> self.shift).min(self.dir_max);
         let d = (self.dir_off + j) as usize;
         debug_assert!(d < keys.len());
@@ -192,7 +237,7 @@ impl Search {
             // while it lies within the bounds. Keys are `keys[key_off..key_off + n]`
             // plus the padding, so `o + LANES <= key_off + n + LANES` is in bounds.
             let block = unsafe { &*(keys.as_ptr().add(o) as *const [u32; LANES]) };
-            let c = count_below(block, vb);
+            let c = L::count_below(block, vb);
             at += c;
             if c < LANES {
                 return at;
@@ -204,16 +249,16 @@ impl Search {
     /// bounds has a one-entry directory and only padding keys, so it needs no
     /// special case here.
     #[inline(always)]
-    fn set2(&self, keys: &[u32], sets: &[u64], v: u32) -> u128 {
-        let k = self.interval(keys, v);
+    fn set2<L: Lanes>(&self, keys: &[u32], sets: &[u64], v: u32) -> u128 {
+        let k = self.interval::<L>(keys, v);
         // SAFETY: the dimension stores `n + 1` two-word sets from `set_off` and
         // `interval` returns at most `n` (see there).
         unsafe { word_pair_unchecked(sets, self.set_off as usize + 2 * k) }
     }
 
     #[inline(always)]
-    fn set<'a>(&self, keys: &[u32], sets: &'a [u64], v: u32, words: usize) -> &'a [u64] {
-        let o = self.set_off as usize + self.interval(keys, v) * words;
+    fn set<'a, L: Lanes>(&self, keys: &[u32], sets: &'a [u64], v: u32, words: usize) -> &'a [u64] {
+        let o = self.set_off as usize + self.interval::<L>(keys, v) * words;
         &sets[o..o + words]
     }
 }
@@ -586,14 +631,16 @@ impl DirMatcher {
     /// Phase 1 of a match: the interval lookups. Free of data-dependent branches
     /// so that the lookups of all of a NIC's groups can overlap in the CPU.
     #[inline(always)]
-    pub fn lookup(&self, p: &Probe) -> Sets<'_> {
+    pub fn lookup<L: Lanes>(&self, p: &Probe) -> Sets<'_> {
         let w = self.words;
         let (keys, sets) = (&*self.keys, &*self.sets);
         Sets {
-            class_port: self.class_port.set(keys, sets, p.class_port, w),
-            remote: self.remote.set(keys, sets, p.remote_ip, w),
-            sport: self.sport.map(|d| d.set(keys, sets, p.sport as u32, w)),
-            local: self.local.map(|d| d.set(keys, sets, p.local_ip, w)),
+            class_port: self.class_port.set::<L>(keys, sets, p.class_port, w),
+            remote: self.remote.set::<L>(keys, sets, p.remote_ip, w),
+            sport: self
+                .sport
+                .map(|d| d.set::<L>(keys, sets, p.sport as u32, w)),
+            local: self.local.map(|d| d.set::<L>(keys, sets, p.local_ip, w)),
         }
     }
 
@@ -602,16 +649,16 @@ impl DirMatcher {
     /// membership not yet checked). Group peers are kept apart so that the
     /// membership lookup can be skipped when none of them could win.
     #[inline(always)]
-    pub fn fast_sets(&self, p: &Probe) -> (u128, u128) {
+    pub fn fast_sets<L: Lanes>(&self, p: &Probe) -> (u128, u128) {
         let (keys, sets) = (&*self.keys, &*self.sets);
-        let mut m = self.class_port.set2(keys, sets, p.class_port);
+        let mut m = self.class_port.set2::<L>(keys, sets, p.class_port);
         if let Some(d) = self.sport {
-            m &= d.set2(keys, sets, p.sport as u32);
+            m &= d.set2::<L>(keys, sets, p.sport as u32);
         }
         if let Some(d) = self.local {
-            m &= d.set2(keys, sets, p.local_ip);
+            m &= d.set2::<L>(keys, sets, p.local_ip);
         }
-        let remote = self.remote.set2(keys, sets, p.remote_ip);
+        let remote = self.remote.set2::<L>(keys, sets, p.remote_ip);
         (m & remote, m & self.peer_any)
     }
 

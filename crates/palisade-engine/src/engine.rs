@@ -4,7 +4,9 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::compile::{self, CompiledGroup, Key, Probe};
+#[cfg(target_arch = "x86_64")]
+use crate::compile::Avx2;
+use crate::compile::{self, Baseline, CompiledGroup, Key, Lanes, Probe};
 use crate::hash::{FastBuild, FastMap, IdKey};
 use crate::types::{Direction, GroupSpec, Nic, Packet, Policy, Rule};
 
@@ -185,6 +187,8 @@ struct NicCell {
 #[derive(Clone, Debug)]
 pub struct Engine {
     hasher: FastBuild,
+    /// The CPU has AVX2: decisions use the AVX2 build of the data path.
+    avx2: bool,
     names: Arc<FastMap<Arc<str>, u32>>,
     slots: Arc<Vec<Slot>>,
     free: Vec<u32>,
@@ -207,8 +211,13 @@ impl Default for Engine {
 impl Engine {
     pub fn new() -> Engine {
         let hasher = FastBuild::random();
+        #[cfg(target_arch = "x86_64")]
+        let avx2 = std::arch::is_x86_feature_detected!("avx2");
+        #[cfg(not(target_arch = "x86_64"))]
+        let avx2 = false;
         Engine {
             hasher,
+            avx2,
             names: Arc::new(FastMap::with_hasher(hasher)),
             slots: Arc::new(Vec::new()),
             free: Vec::new(),
@@ -544,14 +553,39 @@ impl Engine {
 
     #[inline]
     fn decide_entry(&self, e: &NicEntry, p: &Packet) -> Verdict {
+        #[cfg(target_arch = "x86_64")]
+        if self.avx2 {
+            // SAFETY: `avx2` is set only when the CPU has AVX2.
+            return unsafe { self.decide_entry_avx2(e, p) };
+        }
+        self.decide_entry_with::<Baseline>(e, p)
+    }
+
+    /// The data path compiled with AVX2 enabled (the whole path is inlined
+    /// here, so the wider compares need no per-lookup dispatch).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn decide_entry_avx2(&self, e: &NicEntry, p: &Packet) -> Verdict {
+        self.decide_entry_with::<Avx2>(e, p)
+    }
+
+    /// Use the baseline (non-AVX2) data path even where AVX2 is available, so
+    /// that tests cover both builds.
+    #[doc(hidden)]
+    pub fn use_baseline_simd(&mut self) {
+        self.avx2 = false;
+    }
+
+    #[inline(always)]
+    fn decide_entry_with<L: Lanes>(&self, e: &NicEntry, p: &Packet) -> Verdict {
         if p.reply {
-            let (action, basis) = self.new_connection(e, &p.reversed());
+            let (action, basis) = self.new_connection::<L>(e, &p.reversed());
             Verdict {
                 action,
                 reason: Reason::Reply(basis),
             }
         } else {
-            let (action, basis) = self.new_connection(e, p);
+            let (action, basis) = self.new_connection::<L>(e, p);
             let reason = match basis {
                 Basis::Rule(r) => Reason::Rule(r),
                 Basis::Default => Reason::Default,
@@ -568,8 +602,8 @@ impl Engine {
     }
 
     /// Evaluate `p` as a new connection.
-    #[inline]
-    fn new_connection(&self, e: &NicEntry, p: &Packet) -> (Policy, Basis) {
+    #[inline(always)]
+    fn new_connection<L: Lanes>(&self, e: &NicEntry, p: &Packet) -> (Policy, Basis) {
         let slots: &[Slot] = &self.slots;
         let on_public = e.has_public && e.public_ip == p.local_ip;
         let dir = p.direction.index();
@@ -601,7 +635,7 @@ impl Engine {
                 continue;
             }
             if m.fast {
-                let (cidr, peer) = m.fast_sets(&probe);
+                let (cidr, peer) = m.fast_sets::<L>(&probe);
                 let i = m.fast_first(cidr, &probe);
                 best = best.min(rank(m.rule(i).key, pos, i));
                 if peer != 0 {
@@ -610,7 +644,7 @@ impl Engine {
                     peer_cands[pos] = peer;
                 }
             } else {
-                let sets = m.lookup(&probe);
+                let sets = m.lookup::<L>(&probe);
                 if let Some(i) = m.first_match(&sets, &probe, Key::MAX, &[]) {
                     best = best.min(rank(m.rule(i).key, pos, i));
                 }
@@ -692,7 +726,8 @@ impl Engine {
                     best = best.min(rank(m.rule(i).key, pos, i));
                 }
             } else if g.has_group_peers[dir] && m.min_key != Key::MAX {
-                let sets = m.lookup(probe);
+                // Cold path: the baseline lookup is as good as any.
+                let sets = m.lookup::<Baseline>(probe);
                 if let Some(i) = m.first_match(&sets, probe, Key::MAX, remote_in) {
                     best = best.min(rank(m.rule(i).key, pos, i));
                 }
