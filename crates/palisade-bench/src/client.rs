@@ -2,11 +2,11 @@
 //! body, V1 (HMAC-SHA1) signature, `Format=JSON`, a fresh `SignatureNonce` and `Timestamp`
 //! on every request, persistent HTTP/1.1 connections.
 
-use palisade_api::sign::{percent_encode, sign_v1_params};
 use crate::http::{Connection, Reply};
+use palisade_api::sign::{percent_encode, sign_v1_params};
 use serde_json::Value;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

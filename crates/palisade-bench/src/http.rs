@@ -60,7 +60,11 @@ impl Connection {
             };
             let value = value.trim();
             if name.eq_ignore_ascii_case("content-length") {
-                length = Some(value.parse::<usize>().map_err(|_| bad("bad content-length"))?);
+                length = Some(
+                    value
+                        .parse::<usize>()
+                        .map_err(|_| bad("bad content-length"))?,
+                );
             } else if name.eq_ignore_ascii_case("transfer-encoding") {
                 chunked = value.eq_ignore_ascii_case("chunked");
             } else if name.eq_ignore_ascii_case("connection") {
