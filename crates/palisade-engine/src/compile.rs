@@ -150,6 +150,19 @@ fn count_below(block: &[u32; LANES], v: u32) -> usize {
     n as usize
 }
 
+/// Ask the CPU to start loading the cache line at `p` (a hint; never faults).
+#[inline(always)]
+pub(crate) fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint: it does not fault on any address.
+    unsafe {
+        use std::arch::x86_64::*;
+        _mm_prefetch::<_MM_HINT_T0>(p as *const i8);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// How a 16-lane block of keys is counted. The data path is generic over it and
 /// compiled once per implementation; the engine picks one from the CPU's
 /// features when it is created (see `Engine::decide_entry`).
@@ -679,6 +692,24 @@ impl DirMatcher {
             m &= m - 1;
         }
         self.n
+    }
+
+    /// Prefetch this matcher's header (the lookup parameters).
+    #[inline(always)]
+    pub fn prefetch_header(&self) {
+        let p = self as *const DirMatcher as *const u8;
+        for off in (0..std::mem::size_of::<DirMatcher>()).step_by(64) {
+            prefetch(p.wrapping_add(off));
+        }
+    }
+
+    /// Prefetch the start of the arrays a lookup reads (needs the header).
+    #[inline(always)]
+    pub fn prefetch_arrays(&self) {
+        prefetch(self.keys.as_ptr());
+        prefetch(self.sets.as_ptr());
+        prefetch(self.sets.as_ptr().wrapping_add(8));
+        prefetch(self.rules.as_ptr());
     }
 
     /// The rule at evaluation position `i <= n` (`n` is the sentinel), without a

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 #[cfg(target_arch = "x86_64")]
 use crate::compile::Avx2;
-use crate::compile::{self, Baseline, CompiledGroup, Key, Lanes, Probe};
+use crate::compile::{self, prefetch, Baseline, CompiledGroup, Key, Lanes, Probe};
 use crate::hash::{FastBuild, FastMap, IdKey};
 use crate::types::{Direction, GroupSpec, Nic, Packet, Policy, Rule};
 
@@ -110,6 +110,17 @@ type Members = FastMap<u32, u32>;
 #[inline(always)]
 fn rank(key: Key, pos: usize, i: usize) -> u64 {
     (key as u64) << 40 | (pos as u64) << 32 | i as u64
+}
+
+/// Index of the direction whose rules judge `p` (a reply is judged as the
+/// reversed packet).
+#[inline(always)]
+fn judged_direction(p: &Packet) -> usize {
+    if p.reply {
+        p.direction.reverse().index()
+    } else {
+        p.direction.index()
+    }
 }
 
 /// Ranks at or above this are "no match" (key `Key::MAX`).
@@ -546,8 +557,68 @@ impl Engine {
     /// If `out` and `packets` differ in length.
     pub fn decide_batch(&self, packets: &[(NicHandle, Packet)], out: &mut [Option<Verdict>]) {
         assert_eq!(packets.len(), out.len(), "one output per packet");
-        for ((h, p), o) in packets.iter().zip(out.iter_mut()) {
-            *o = self.decide_handle(*h, p);
+        #[cfg(target_arch = "x86_64")]
+        if self.avx2 {
+            // SAFETY: `avx2` is set only when the CPU has AVX2.
+            return unsafe { self.decide_batch_avx2(packets, out) };
+        }
+        self.decide_batch_with::<Baseline>(packets, out);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn decide_batch_avx2(&self, packets: &[(NicHandle, Packet)], out: &mut [Option<Verdict>]) {
+        self.decide_batch_with::<Avx2>(packets, out);
+    }
+
+    /// Software pipeline: with many NICs and groups a decision is a chain of
+    /// cache misses (NIC cell, group slot, compiled group, its arrays), each
+    /// needing the previous load. Packets ahead are walked down that chain one
+    /// step per packet, so that each step's load was prefetched a few packets
+    /// earlier and the misses of several packets overlap.
+    #[inline(always)]
+    fn decide_batch_with<L: Lanes>(
+        &self,
+        packets: &[(NicHandle, Packet)],
+        out: &mut [Option<Verdict>],
+    ) {
+        const STEP: usize = 2;
+        let slab: &[NicCell] = &self.nic_slab;
+        let slots: &[Slot] = &self.slots;
+        let cell = |i: usize| packets.get(i).and_then(|(h, _)| slab.get(h.index as usize));
+        for (i, o) in out.iter_mut().enumerate() {
+            if let Some(c) = cell(i + 4 * STEP) {
+                prefetch(c);
+            }
+            if let Some(c) = cell(i + 3 * STEP) {
+                for &s in c.entry.slots() {
+                    prefetch(slots.as_ptr().wrapping_add(s as usize));
+                }
+            }
+            if let Some(c) = cell(i + 2 * STEP) {
+                let dir = judged_direction(&packets[i + 2 * STEP].1);
+                for &s in c.entry.slots() {
+                    if let Some(g) = slots.get(s as usize).and_then(|s| s.group.as_ref()) {
+                        g.dirs[dir].prefetch_header();
+                        prefetch(&g.inner_accept);
+                    }
+                }
+            }
+            if let Some(c) = cell(i + STEP) {
+                let dir = judged_direction(&packets[i + STEP].1);
+                for &s in c.entry.slots() {
+                    if let Some(g) = slots.get(s as usize).and_then(|s| s.group.as_ref()) {
+                        g.dirs[dir].prefetch_arrays();
+                    }
+                }
+            }
+            let (h, p) = &packets[i];
+            *o = match slab.get(h.index as usize) {
+                Some(c) if c.generation == h.generation => {
+                    Some(self.decide_entry_with::<L>(&c.entry, p))
+                }
+                _ => None,
+            };
         }
     }
 
