@@ -293,11 +293,17 @@ fn dir_cap(n: usize) -> u64 {
 /// then does exactly one block compare, with no data-dependent loop.
 fn directory(bounds: &[u32], base: u32, span: u32) -> (u32, Vec<u32>) {
     let n = bounds.len();
+    // Linear in buckets + bounds (the bounds are sorted): group updates rebuild
+    // this for every dimension, a few times while narrowing.
     let build = |shift: u32| -> Vec<u32> {
+        let mut k = 0;
         (0..=(span >> shift) as u64)
             .map(|j| {
                 let start = base as u64 + (j << shift);
-                bounds.partition_point(|&b| (b as u64) < start) as u32
+                while k < n && (bounds[k] as u64) < start {
+                    k += 1;
+                }
+                k as u32
             })
             .collect()
     };
