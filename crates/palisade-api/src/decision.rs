@@ -324,7 +324,7 @@ fn explanation_reply(ex: &engine::Explanation, proposed: bool) -> Reply {
     reply.insert("DecidedBy".into(), decided);
     reply.insert(
         "PassedOverRules".into(),
-        json!({ "PassedOverRule": passed }),
+        crate::service::wrap_list("PassedOverRule", passed),
     );
     reply.insert("Explanation".into(), json!(ex.to_text()));
     reply

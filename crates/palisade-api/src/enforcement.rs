@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use crate::error::ApiError;
 use crate::membership::{own_nic, target_nic};
 use crate::params::Params;
-use crate::service::{permission_json, region, Config, HResult, Reply};
+use crate::service::{obj, permission_json, region, wrap_list, Config, HResult, Reply};
 
 pub fn describe_enforcement_state(
     cfg: &Config,
@@ -58,13 +58,14 @@ pub fn describe_enforcement_state(
             }
             perms.push(permission_json(tx, &mut names, r)?);
         }
-        group_json.push(json!({
+        let mut entry = obj(json!({
             "SecurityGroupId": g.id,
             "SecurityGroupType": g.group_type.as_str(),
             "VpcId": g.vpc_id.clone().unwrap_or_default(),
             "InnerAccessPolicy": g.inner_access_policy.as_str(),
-            "Permissions": { "Permission": perms },
         }));
+        entry.insert("Permissions".into(), wrap_list("Permission", perms));
+        group_json.push(Value::Object(entry));
     }
     let mut sets: Vec<Value> = Vec::new();
     for gid in &named {
@@ -79,12 +80,12 @@ pub fn describe_enforcement_state(
     reply.insert("Revision".into(), json!(tx.revision()?));
     reply.insert(
         "NetworkInterfaces".into(),
-        json!({ "NetworkInterface": nic_json }),
+        wrap_list("NetworkInterface", nic_json),
     );
     reply.insert(
         "SecurityGroups".into(),
-        json!({ "SecurityGroup": group_json }),
+        wrap_list("SecurityGroup", group_json),
     );
-    reply.insert("MemberSets".into(), json!({ "MemberSet": sets }));
+    reply.insert("MemberSets".into(), wrap_list("MemberSet", sets));
     Ok(reply)
 }
