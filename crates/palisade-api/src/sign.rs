@@ -10,18 +10,29 @@ use sha2::{Digest, Sha256};
 /// RFC 3986 percent-encoding as the ECS signers use it: unreserved characters stay,
 /// everything else becomes `%XX` with upper-case hex over the UTF-8 bytes.
 pub fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 8);
-    for &b in s.as_bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
+    // Parameter names and most values need no escaping: one copy instead of a byte loop.
+    if s.bytes().all(is_unreserved) {
+        return s.to_string();
+    }
+    let mut out = Vec::with_capacity(s.len() + 16);
+    encode_into(&mut out, s.as_bytes());
+    // Only ASCII was written.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~')
+}
+
+fn encode_into(out: &mut Vec<u8>, s: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &b in s {
+        if is_unreserved(b) {
+            out.push(b);
         } else {
-            const HEX: &[u8; 16] = b"0123456789ABCDEF";
-            out.push('%');
-            out.push(HEX[(b >> 4) as usize] as char);
-            out.push(HEX[(b & 15) as usize] as char);
+            out.extend_from_slice(&[b'%', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
         }
     }
-    out
 }
 
 /// Sorted `k=v` pairs joined by `&`, both sides encoded; empty values are kept
@@ -35,7 +46,8 @@ where
         .map(|(k, v)| (percent_encode(k), percent_encode(v)))
         .collect();
     pairs.sort();
-    let mut out = String::new();
+    let len = pairs.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+    let mut out = String::with_capacity(len);
     for (i, (k, v)) in pairs.iter().enumerate() {
         if i > 0 {
             out.push('&');
@@ -52,11 +64,13 @@ pub fn v1_string_to_sign<'a, I>(method: &str, params: I) -> String
 where
     I: IntoIterator<Item = (&'a str, &'a str)>,
 {
-    format!(
-        "{}&%2F&{}",
-        method,
-        percent_encode(&canonical_query(params))
-    )
+    let canonical = canonical_query(params);
+    let mut out = Vec::with_capacity(method.len() + 6 + canonical.len() * 5 / 4);
+    out.extend_from_slice(method.as_bytes());
+    out.extend_from_slice(b"&%2F&");
+    encode_into(&mut out, canonical.as_bytes());
+    // A &str followed by ASCII: always valid UTF-8.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// base64(HMAC-SHA1(secret + "&", string_to_sign)).
