@@ -1059,12 +1059,10 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn bump_revision(&mut self) -> StoreResult<u64> {
-        self.conn
-            .prepare_cached("UPDATE revision SET value = value + 1 WHERE id = 1 RETURNING value")
-            .map_err(backend)?
-            .query_row([], |r| r.get::<_, i64>(0))
-            .map(|n| n as u64)
-            .map_err(backend)
+        // UPDATE then SELECT: `RETURNING` goes through an ephemeral table, about three times
+        // the instructions of both statements together (callgrind).
+        exec(self.conn, "UPDATE revision SET value = value + 1 WHERE id = 1")?;
+        self.revision()
     }
 
     fn client_token(
