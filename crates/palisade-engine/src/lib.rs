@@ -33,8 +33,12 @@
 //!   index (address → groups), updated by NIC changes only; `Peer::Group` rules
 //!   consult them at decision time, so membership changes recompile nothing.
 //! * A decision evaluates each of the NIC's (at most 5) groups and keeps the best
-//!   winner by the order key; nothing is compiled per NIC. [`Engine::decide`] does
-//!   not allocate; [`Engine::explain`] is the slow, descriptive path.
+//!   winner by the order key; nothing is compiled per NIC. A group *set* with many
+//!   rules (300 or more, summed over its groups) also gets one merged classifier,
+//!   shared by every NIC with exactly that group list and rebuilt when one of its
+//!   groups changes, so such a NIC needs one lookup instead of five (membership is
+//!   still consulted at decision time). [`Engine::decide`] does not allocate;
+//!   [`Engine::explain`] is the slow, descriptive path.
 //! * [`Engine`] clones are cheap (tables are shared copy-on-write and compiled
 //!   groups are shared): a what-if is clone, change, ask.
 //! * [`reference`] is a deliberately naive evaluator used to check the engine.
