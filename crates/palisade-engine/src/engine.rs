@@ -158,6 +158,9 @@ type MergeKey = ([u32; MAX_GROUPS_PER_NIC], u8);
 #[derive(Debug)]
 struct Merged {
     group: CompiledGroup,
+    /// Some group of the set is enterprise / a normal group with inner access accept.
+    enterprise: bool,
+    inner: bool,
     /// Merged rule index -> (position of its group in the NIC's list, index in that group).
     origin: Vec<(u8, u16)>,
 }
@@ -642,7 +645,12 @@ impl Engine {
         let group = CompiledGroup::compile(spec, &mut |g: &str| {
             names.get(g).copied().unwrap_or(u32::MAX)
         });
-        Some(Merged { group, origin })
+        Some(Merged {
+            group,
+            enterprise: defined.iter().any(|(_, g)| g.enterprise),
+            inner: defined.iter().any(|(_, g)| g.inner_accept),
+            origin,
+        })
     }
 
     fn join(&mut self, e: &NicEntry) {
@@ -864,25 +872,32 @@ impl Engine {
         // Groups are independent (no running cut-off), so their lookups overlap
         // in the CPU; the winner is the least (key, group position, rule
         // position), see `rank`.
-        let mut groups: [Option<&CompiledGroup>; MAX_GROUPS_PER_NIC] = [None; MAX_GROUPS_PER_NIC];
-        let mut enterprise = false;
-        let mut inner = false;
-        for (&s, slot) in e.slots().iter().zip(groups.iter_mut()) {
-            if let Some(g) = &slots[s as usize].group {
-                *slot = Some(g);
-                enterprise |= g.enterprise;
-                inner |= g.inner_accept;
-            }
-        }
         // Rules are matched per group, or through the set's merged classifier (one
-        // "group" at position 0 whose winner maps back through `origin`).
+        // "group" at position 0 whose winner maps back through `origin`), which also
+        // carries the set's flags so the groups themselves are not visited.
         let merged = match e.merged {
             NO_MERGED => None,
             i => self.merged[i as usize].compiled.as_deref(),
         };
-        let matchers = match merged {
-            Some(m) => [Some(&m.group), None, None, None, None],
-            None => groups,
+        let groups = |e: &NicEntry| {
+            let mut groups: [Option<&CompiledGroup>; MAX_GROUPS_PER_NIC] =
+                [None; MAX_GROUPS_PER_NIC];
+            for (&s, slot) in e.slots().iter().zip(groups.iter_mut()) {
+                *slot = slots[s as usize].group.as_deref();
+            }
+            groups
+        };
+        let (matchers, enterprise, inner) = match merged {
+            Some(m) => (
+                [Some(&m.group), None, None, None, None],
+                m.enterprise,
+                m.inner,
+            ),
+            None => {
+                let g = groups(e);
+                let flag = |f: fn(&CompiledGroup) -> bool| g.iter().flatten().any(|&g| f(g));
+                (g, flag(|g| g.enterprise), flag(|g| g.inner_accept))
+            }
         };
         let mut best = NO_RANK;
         // Rank of the first group-peer candidate: a lower bound on any match that
@@ -927,6 +942,7 @@ impl Engine {
                 if inner {
                     // The remote address must belong to another member NIC of a
                     // shared normal group with inner access accept.
+                    let groups = groups(e);
                     let own = (p.remote_ip == e.private_ip) as u32;
                     for (pos, &s) in e.slots().iter().enumerate() {
                         if groups[pos].is_some_and(|g| g.inner_accept)
