@@ -771,31 +771,33 @@ impl Engine {
         const STEP: usize = 2;
         let slab: &[NicCell] = &self.nic_slab;
         let slots: &[Slot] = &self.slots;
+        let merged: &[MergedCell] = &self.merged;
         let cell = |i: usize| packets.get(i).and_then(|(h, _)| slab.get(h.index as usize));
         for (i, o) in out.iter_mut().enumerate() {
             if let Some(c) = cell(i + 4 * STEP) {
                 prefetch(c);
             }
             if let Some(c) = cell(i + 3 * STEP) {
-                for &s in c.entry.slots() {
-                    prefetch(slots.as_ptr().wrapping_add(s as usize));
+                // A NIC with a merged classifier is decided from it, not from its groups.
+                if c.entry.merged != NO_MERGED {
+                    prefetch(merged.as_ptr().wrapping_add(c.entry.merged as usize));
+                } else {
+                    for &s in c.entry.slots() {
+                        prefetch(slots.as_ptr().wrapping_add(s as usize));
+                    }
                 }
             }
             if let Some(c) = cell(i + 2 * STEP) {
                 let dir = judged_direction(&packets[i + 2 * STEP].1);
-                for &s in c.entry.slots() {
-                    if let Some(g) = slots.get(s as usize).and_then(|s| s.group.as_ref()) {
-                        g.dirs[dir].prefetch_header();
-                        prefetch(&g.inner_accept);
-                    }
+                for g in self.matcher_groups(&c.entry) {
+                    g.dirs[dir].prefetch_header();
+                    prefetch(&g.inner_accept);
                 }
             }
             if let Some(c) = cell(i + STEP) {
                 let dir = judged_direction(&packets[i + STEP].1);
-                for &s in c.entry.slots() {
-                    if let Some(g) = slots.get(s as usize).and_then(|s| s.group.as_ref()) {
-                        g.dirs[dir].prefetch_arrays();
-                    }
+                for g in self.matcher_groups(&c.entry) {
+                    g.dirs[dir].prefetch_arrays();
                 }
             }
             let (h, p) = &packets[i];
@@ -852,6 +854,29 @@ impl Engine {
         }
     }
 
+    /// The set's merged classifier, if it has one.
+    #[inline(always)]
+    fn merged_of(&self, e: &NicEntry) -> Option<&Merged> {
+        match e.merged {
+            NO_MERGED => None,
+            i => self.merged[i as usize].compiled.as_deref(),
+        }
+    }
+
+    /// The compiled groups a decision for `e` matches against: its merged classifier,
+    /// or each of its defined groups.
+    #[inline(always)]
+    fn matcher_groups<'a>(&'a self, e: &'a NicEntry) -> impl Iterator<Item = &'a CompiledGroup> {
+        let merged = self.merged_of(e).map(|m| &m.group);
+        let groups = merged
+            .is_none()
+            .then(|| e.slots().iter())
+            .into_iter()
+            .flatten()
+            .filter_map(|&s| self.slots.get(s as usize).and_then(|s| s.group.as_deref()));
+        merged.into_iter().chain(groups)
+    }
+
     /// Groups the remote address is a member of (slot, member NICs with it).
     #[inline]
     fn remote_groups(&self, ip: u32) -> &[(u32, u32)] {
@@ -875,10 +900,7 @@ impl Engine {
         // Rules are matched per group, or through the set's merged classifier (one
         // "group" at position 0 whose winner maps back through `origin`), which also
         // carries the set's flags so the groups themselves are not visited.
-        let merged = match e.merged {
-            NO_MERGED => None,
-            i => self.merged[i as usize].compiled.as_deref(),
-        };
+        let merged = self.merged_of(e);
         let groups = |e: &NicEntry| {
             let mut groups: [Option<&CompiledGroup>; MAX_GROUPS_PER_NIC] =
                 [None; MAX_GROUPS_PER_NIC];
