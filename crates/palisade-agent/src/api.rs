@@ -44,17 +44,36 @@ impl std::fmt::Display for CallError {
 
 impl std::error::Error for CallError {}
 
-fn utc_timestamp() -> String {
-    let t = time::OffsetDateTime::now_utc();
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year(),
-        t.month() as u8,
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+/// The AccessKey pair for a client command: both given (flags or environment), or read
+/// from the `AccessKeyId=`/`AccessKeySecret=` lines of a credentials file (the one the
+/// server writes on first start, by default `palisade-data/default-credentials`).
+pub fn load_credentials(
+    access_key_id: Option<&str>,
+    access_key_secret: Option<&str>,
+    file: Option<&std::path::Path>,
+) -> Result<(String, String), String> {
+    if let (Some(id), Some(secret)) = (access_key_id, access_key_secret) {
+        return Ok((id.to_string(), secret.to_string()));
+    }
+    let path = file.unwrap_or(std::path::Path::new("palisade-data/default-credentials"));
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        format!(
+            "no key: set PALISADE_ACCESS_KEY_ID and PALISADE_ACCESS_KEY_SECRET, or --credentials ({}: {e})",
+            path.display()
+        )
+    })?;
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")))
+            .map(|s| s.trim().to_string())
+    };
+    match (field("AccessKeyId"), field("AccessKeySecret")) {
+        (Some(a), Some(b)) => Ok((a, b)),
+        _ => Err(format!(
+            "{} lacks AccessKeyId/AccessKeySecret",
+            path.display()
+        )),
+    }
 }
 
 impl ApiClient {
@@ -90,7 +109,7 @@ impl ApiClient {
             params.push(("RegionId".into(), self.region.clone()));
         }
         let nonce = uuid::Uuid::new_v4().simple().to_string();
-        let ts = utc_timestamp();
+        let ts = palisade_api::service::now_iso();
         for (k, v) in [
             ("Action", action),
             ("Version", "2014-05-26"),

@@ -82,31 +82,11 @@ pub struct AgentArgs {
 }
 
 fn credentials(args: &AgentArgs) -> Result<(String, String), String> {
-    if let (Some(id), Some(secret)) = (&args.access_key_id, &args.access_key_secret) {
-        return Ok((id.clone(), secret.clone()));
-    }
-    let path = args
-        .credentials
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("palisade-data/default-credentials"));
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        format!(
-            "no key: set PALISADE_ACCESS_KEY_ID and PALISADE_ACCESS_KEY_SECRET, or --credentials ({}: {e})",
-            path.display()
-        )
-    })?;
-    let field = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name}=")))
-            .map(|s| s.trim().to_string())
-    };
-    match (field("AccessKeyId"), field("AccessKeySecret")) {
-        (Some(a), Some(b)) => Ok((a, b)),
-        _ => Err(format!(
-            "{} lacks AccessKeyId/AccessKeySecret",
-            path.display()
-        )),
-    }
+    api::load_credentials(
+        args.access_key_id.as_deref(),
+        args.access_key_secret.as_deref(),
+        args.credentials.as_deref(),
+    )
 }
 
 impl AgentArgs {

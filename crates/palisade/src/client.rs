@@ -30,31 +30,11 @@ pub struct CallArgs {
 }
 
 fn credentials(args: &CallArgs) -> Result<(String, String), String> {
-    if let (Some(id), Some(secret)) = (&args.access_key_id, &args.access_key_secret) {
-        return Ok((id.clone(), secret.clone()));
-    }
-    let path = args
-        .credentials
-        .clone()
-        .unwrap_or_else(|| std::path::PathBuf::from("palisade-data/default-credentials"));
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        format!(
-            "no key: set PALISADE_ACCESS_KEY_ID and PALISADE_ACCESS_KEY_SECRET, or --credentials ({}: {e})",
-            path.display()
-        )
-    })?;
-    let field = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name}=")))
-            .map(str::to_string)
-    };
-    match (field("AccessKeyId"), field("AccessKeySecret")) {
-        (Some(a), Some(b)) => Ok((a, b)),
-        _ => Err(format!(
-            "{} lacks AccessKeyId/AccessKeySecret",
-            path.display()
-        )),
-    }
+    palisade_agent::api::load_credentials(
+        args.access_key_id.as_deref(),
+        args.access_key_secret.as_deref(),
+        args.credentials.as_deref(),
+    )
 }
 
 /// `--Name value` and `--Name=value` pairs.
