@@ -795,20 +795,18 @@ pub fn authorize(
             ids::rule_id(),
             now.clone(),
         )?;
-        if !seen.insert(rule.identity()) {
+        let identity = rule.identity();
+        if !seen.insert(identity.clone()) {
             return Err(ApiError::DuplicatePermissionsInRequest);
         }
-        new_rules.push(rule);
+        new_rules.push((rule, identity));
     }
     // Point lookups on the (group, identity) index: the cost of a call does not grow with
     // the number of rules the group already has.
     let before = new_rules.len();
     let mut kept = Vec::with_capacity(before);
-    for r in new_rules {
-        if tx
-            .permission_by_identity(&group.id, &r.identity())?
-            .is_none()
-        {
+    for (r, identity) in new_rules {
+        if tx.permission_by_identity(&group.id, &identity)?.is_none() {
             kept.push(r);
         }
     }
