@@ -133,20 +133,8 @@ impl EcsClient {
 
     /// Calls `action`; a 2xx reply must be a JSON object.
     pub fn call(&self, action: &str, params: &[(&str, String)]) -> Result<Value, CallError> {
-        self.call_as(action, params)
-            .and_then(|(v, body): (Value, String)| {
-                if v.is_object() {
-                    Ok(v)
-                } else {
-                    Err(CallError {
-                        code: "BadReply".into(),
-                        action: action.to_string(),
-                        request: String::new(),
-                        status: 200,
-                        reply: body,
-                    })
-                }
-            })
+        self.call_as::<serde_json::Map<String, Value>>(action, params)
+            .map(|(m, _)| Value::Object(m))
     }
 
     /// Calls `action` and decodes a 2xx reply as `T` (only the fields the caller needs,
