@@ -1091,13 +1091,7 @@ fn concurrent_authorize_respects_quota_and_never_duplicates() {
     let rules = c.rules(&g, &[]);
     assert_eq!(rules.len(), 40);
     assert_eq!(ok, 40);
-    let mut ports: Vec<&str> = rules
-        .iter()
-        .map(|r| r["PortRange"].as_str().unwrap())
-        .collect();
-    ports.sort();
-    ports.dedup();
-    assert_eq!(ports.len(), 40);
+    assert_eq!(distinct_port_ranges(&rules), 40);
 }
 
 #[test]

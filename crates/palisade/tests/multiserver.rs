@@ -53,13 +53,7 @@ fn quota_holds_across_two_servers() {
     let ok: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
     let rules = cb.rules(&g, &[]);
     assert_eq!((ok, rules.len()), (30, 30));
-    let mut ports: Vec<&str> = rules
-        .iter()
-        .map(|r| r["PortRange"].as_str().unwrap())
-        .collect();
-    ports.sort();
-    ports.dedup();
-    assert_eq!(ports.len(), 30);
+    assert_eq!(distinct_port_ranges(&rules), 30);
 }
 
 #[test]

@@ -316,3 +316,14 @@ pub fn encode_query(all: &[(String, String)]) -> String {
         .collect::<Vec<_>>()
         .join("&")
 }
+
+/// How many different `PortRange` values the described rules have.
+pub fn distinct_port_ranges(rules: &[Value]) -> usize {
+    let mut ports: Vec<&str> = rules
+        .iter()
+        .map(|r| r["PortRange"].as_str().unwrap())
+        .collect();
+    ports.sort();
+    ports.dedup();
+    ports.len()
+}
